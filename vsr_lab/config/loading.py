@@ -1,0 +1,138 @@
+"""Load a config file: `extends:` chains, dot-list overrides, schema checks, errors that name the file.
+
+A file may say `extends: ../experiments/instavsr_tiny.yaml` (relative to itself, chains allowed);
+its keys are merged over its parent's, then `key=value` overrides from the command line. Each layer
+is merged onto the typed schema separately, so an unknown key or wrong type is reported with the
+file (or "command line") it came from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vsr_lab.config.schema import VSRConfig
+from vsr_lab.errors import UserError
+
+EXTENDS_KEY = "extends"
+
+# Keys whose value must be one of a few names; checked after merging.
+CHOICES = {
+    "data.source": ("synthetic", "folder"),
+    "data.degradation.type": ("bicubic",),
+    "model.backbone.preset": ("tiny",),
+    "model.backbone.prediction_type": ("epsilon", "v_prediction"),
+    "model.recurrent.init_state": ("bicubic", "zeros"),
+    "model.flow.estimator": ("gt",),
+    "model.residual": ("bicubic", "none"),
+    "loss.reconstruction.type": ("charbonnier", "l1"),
+    "loss.temporal.flow": ("gt", "estimator"),
+    "discriminator.latent.norm": ("spectral", "none"),
+    "discriminator.pixel.norm": ("spectral", "none"),
+    "discriminator.latent.loss_type": ("hinge", "non_saturating"),
+    "discriminator.pixel.loss_type": ("hinge", "non_saturating"),
+    "optim.scheduler": ("cosine", "constant"),
+    "metrics.ewarp_flow": ("gt", "farneback"),
+}
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a config file must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def config_layers(path: str | Path) -> list[tuple[str, dict]]:
+    """The files of an `extends:` chain, root first, each as (path, mapping without `extends`)."""
+    layers: list[tuple[str, dict]] = []
+    seen: set[Path] = set()
+    current: Path | None = Path(path).expanduser().resolve()
+    while current is not None:
+        if current in seen:
+            raise UserError(f"{current}: `extends:` cycle")
+        seen.add(current)
+        data = _read_yaml(current)
+        parent = data.pop(EXTENDS_KEY, None)
+        layers.append((str(current), data))
+        if parent is None:
+            current = None
+        elif not isinstance(parent, str):
+            raise UserError(f"{current}: `extends` must be a path, got {parent!r}")
+        else:
+            current = (current.parent / parent).resolve()
+    return layers[::-1]
+
+
+def _describe(exc: OmegaConfBaseException) -> str:
+    key = getattr(exc, "full_key", None)
+    msg = str(exc).splitlines()[0]
+    return f"key '{key}': {msg}" if key else msg
+
+
+def _merge_layer(base: DictConfig, layer, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, layer)
+    except OmegaConfBaseException as exc:
+        raise UserError(f"{source}: {_describe(exc)}") from None
+
+
+def parse_overrides(overrides: Iterable[str]) -> DictConfig:
+    overrides = list(overrides)
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"command line: override '{item}' is not of the form key=value")
+    try:
+        return OmegaConf.from_dotlist(overrides)
+    except OmegaConfBaseException as exc:
+        raise UserError(f"command line: {_describe(exc)}") from None
+
+
+def validate_choices(cfg: DictConfig, source: str = "config") -> None:
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in allowed:
+            raise UserError(f"{source}: key '{key}' must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
+    """Schema defaults <- each file of the `extends:` chain <- command-line overrides."""
+    cfg = OmegaConf.structured(VSRConfig)
+    if path is not None:
+        for source, data in config_layers(path):
+            cfg = _merge_layer(cfg, data, source)
+    if overrides:
+        cfg = _merge_layer(cfg, parse_overrides(overrides), "command line")
+    validate_choices(cfg, str(path) if path else "config")
+    return cfg
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    """The resolved config as YAML (saved with every run, printed by --print-config)."""
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def flatten(cfg: DictConfig) -> dict[str, object]:
+    """Dotted key -> value, for MLflow params."""
+    out: dict[str, object] = {}
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k))
+        else:
+            out[prefix] = node
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return out

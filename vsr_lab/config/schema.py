@@ -1,0 +1,217 @@
+"""Typed schema of every vsr_lab setting, with the tiny CPU defaults.
+
+OmegaConf checks each YAML file and each command-line override against these dataclasses, so an
+unknown key or a wrong type is caught before anything runs. Every component of the method has its
+switch here: an ablation is a YAML file that flips one of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+
+@dataclass
+class MotionConfig:
+    """Virtual camera of the built-in sample clips (per frame, at HR)."""
+
+    max_shift: float = 2.0
+    max_zoom: float = 0.02
+    max_rotation_deg: float = 1.0
+
+
+@dataclass
+class DegradationConfig:
+    """How LR frames are made from HR frames (only `bicubic` so far)."""
+
+    type: str = "bicubic"
+
+
+@dataclass
+class DataConfig:
+    """Where clips come from: `synthetic` (built-in sample clips with exact flow) or `folder`."""
+
+    source: str = "synthetic"
+    scale: int = 4
+    num_frames: int = 5
+    hr_size: int = 64
+    batch_size: int = 4
+    num_workers: int = 0
+    train_clips: int = 100_000
+    val_clips: int = 4
+    val_frames: int = 8
+    val_hr_size: int = 96
+    seed: int = 0
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)
+    root: Optional[str] = None
+    lr_root: Optional[str] = None
+    val_root: Optional[str] = None
+    val_lr_root: Optional[str] = None
+
+
+@dataclass
+class BackboneConfig:
+    """The one-step diffusion backbone (encoder -> UNet at a fixed timestep -> decoder)."""
+
+    preset: str = "tiny"
+    pretrained_path: Optional[str] = None
+    timestep: int = 100
+    prediction_type: str = "epsilon"
+    block_out_channels: List[int] = field(default_factory=lambda: [32, 64])
+    layers_per_block: int = 1
+    attention_head_dim: int = 8
+    cross_attention_dim: int = 32
+    context_tokens: int = 4
+    encoder_channels: int = 48
+    encoder_blocks: int = 2
+    decoder_channels: int = 32
+    decoder_blocks: int = 2
+
+
+@dataclass
+class RecurrentConfig:
+    """Frame t sees the previous output warped to t (`enabled`)."""
+
+    enabled: bool = True
+    init_state: str = "bicubic"
+    tbptt: int = 0
+
+
+@dataclass
+class FlowConfig:
+    """Flow used to align the previous output inside the generator."""
+
+    estimator: str = "gt"
+
+
+@dataclass
+class PruningConfig:
+    """Ordered list of pruning stages applied to the backbone."""
+
+    stages: List[str] = field(default_factory=list)
+
+
+@dataclass
+class ModelConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    recurrent: RecurrentConfig = field(default_factory=RecurrentConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    pruning: PruningConfig = field(default_factory=PruningConfig)
+    residual: str = "bicubic"
+
+
+@dataclass
+class ReconstructionLossConfig:
+    enabled: bool = True
+    weight: float = 1.0
+    type: str = "charbonnier"
+    eps: float = 1e-3
+
+
+@dataclass
+class TemporalLossConfig:
+    """Occlusion-masked L1 between output t and output t-1 warped to t."""
+
+    enabled: bool = True
+    weight: float = 0.2
+    flow: str = "gt"
+
+
+@dataclass
+class AdversarialLossConfig:
+    """Generator-side weight of one adversarial space; disabled means no discriminator at all."""
+
+    enabled: bool = True
+    weight: float = 0.01
+
+
+@dataclass
+class LossConfig:
+    reconstruction: ReconstructionLossConfig = field(default_factory=ReconstructionLossConfig)
+    temporal: TemporalLossConfig = field(default_factory=TemporalLossConfig)
+    adversarial_latent: AdversarialLossConfig = field(default_factory=AdversarialLossConfig)
+    adversarial_pixel: AdversarialLossConfig = field(default_factory=AdversarialLossConfig)
+
+
+@dataclass
+class DiscriminatorConfig:
+    """One discriminator: a patch critic on latents or on RGB frames."""
+
+    channels: int = 32
+    num_layers: int = 3
+    norm: str = "spectral"
+    loss_type: str = "hinge"
+    r1_weight: float = 0.0
+    lr: float = 2e-4
+    start_batch: int = 0
+
+
+@dataclass
+class DiscriminatorsConfig:
+    latent: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    pixel: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+
+@dataclass
+class OptimConfig:
+    """Generator optimizer and the schedule shared by all optimizers."""
+
+    lr: float = 1e-3
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer settings; training length is counted in batches, not optimizer steps."""
+
+    accelerator: str = "auto"
+    devices: Any = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    max_batches: int = 600
+    val_every: int = 200
+    log_every: int = 10
+    deterministic: bool = False
+    progress_bar: bool = True
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow: always a sqlite:/// (or server) URI, never the plain file store."""
+
+    enabled: bool = True
+    tracking_uri: str = "sqlite:///mlflow.db"
+    artifact_location: str = "mlartifacts"
+    experiment: str = "vsr_lab"
+    run_name: Optional[str] = None
+    log_images: int = 2
+    log_checkpoint: bool = True
+
+
+@dataclass
+class MetricsConfig:
+    """Validation metrics; `ewarp_flow`: `gt` (dataset flow when present) or `farneback`."""
+
+    ewarp_flow: str = "gt"
+    crop_border: int = 0
+
+
+@dataclass
+class VSRConfig:
+    seed: int = 0
+    output_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    discriminator: DiscriminatorsConfig = field(default_factory=DiscriminatorsConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    sweep: Dict[str, Any] = field(default_factory=dict)
