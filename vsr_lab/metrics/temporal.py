@@ -1,0 +1,135 @@
+"""Temporal-consistency metrics of a clip: warping error (E*warp), tOF and flicker.
+
+Clips are (T, 3, H, W) float tensors in [0, 1]; every metric looks at consecutive frame pairs,
+and lower is better for all of them. A clip of fewer than two frames has no pair and scores nan.
+Flow sources: `farneback_flow`, `estimate_flows` and `tof` use OpenCV Farneback on grayscale
+uint8 frames with TecoGAN's parameters (RESEARCH.md, "Temporal-consistency metrics"); it needs
+no learned weights. `warping_error` uses whatever flow it is given; `flicker` uses none.
+Flows follow `vsr_lab.models.flow.warp`: flow_fw[t] maps frame t to t + 1, on frame t's grid.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import pairwise
+
+import cv2
+import numpy as np
+import torch
+
+from vsr_lab.metrics.image import check_clips
+from vsr_lab.models.flow.warp import fb_consistency_mask, flow_warp, in_view_mask
+
+# pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags (TecoGAN's tOF settings).
+FARNEBACK_PARAMS = (0.5, 3, 15, 3, 5, 1.2, 0)
+
+
+def _gray_u8(frames: torch.Tensor) -> list[np.ndarray]:
+    """(T, 3, H, W) in [0, 1] -> T grayscale uint8 images, as TecoGAN feeds Farneback."""
+    rgb = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
+    rgb = rgb.permute(0, 2, 3, 1).cpu().numpy()
+    return [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in rgb]
+
+
+def _farneback(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(H, W, 2) flow from gray `src` to gray `dst`: src(x) ~ dst(x + flow(x))."""
+    return cv2.calcOpticalFlowFarneback(src, dst, None, *FARNEBACK_PARAMS)
+
+
+def _pair_flows(gray: list[np.ndarray]) -> np.ndarray:
+    """(T-1, H, W, 2) Farneback flows from each frame to the next."""
+    return np.stack([_farneback(a, b) for a, b in pairwise(gray)])
+
+
+def _to_torch_flow(flow: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(flow).movedim(-1, -3).contiguous()  # (..., H, W, 2) -> (..., 2, H, W)
+
+
+def farneback_flow(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """Farneback flow (2, H, W), in pixels, from frame `src` (3, H, W) to frame `dst`, on CPU.
+
+    Warping `dst` with it (`flow_warp`) aligns `dst` to `src`.
+    """
+    if src.dim() != 3 or src.shape[0] != 3 or src.shape != dst.shape:
+        raise ValueError(f"src and dst must be (3, H, W) frames of one shape, got {tuple(src.shape)} "
+                         f"and {tuple(dst.shape)}")
+    gray = _gray_u8(torch.stack((src, dst)))
+    return _to_torch_flow(_farneback(gray[0], gray[1]))
+
+
+def estimate_flows(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Farneback flows of a clip (T, 3, H, W): (flow_fw, flow_bw), each (T-1, 2, H, W), on CPU.
+
+    flow_fw[t] maps frame t to t + 1 (on frame t's grid), flow_bw[t] maps t + 1 to t.
+    """
+    if frames.dim() != 4 or frames.shape[1] != 3 or frames.shape[0] < 2:
+        raise ValueError(f"frames must be a (T, 3, H, W) clip with T >= 2, got {tuple(frames.shape)}")
+    gray = _gray_u8(frames)
+    flow_fw = _to_torch_flow(_pair_flows(gray))
+    flow_bw = _to_torch_flow(np.stack([_farneback(b, a) for a, b in pairwise(gray)]))
+    return flow_fw, flow_bw
+
+
+def warping_error(frames: torch.Tensor, flow_fw: torch.Tensor, valid: torch.Tensor | None = None,
+                  flow_bw: torch.Tensor | None = None) -> float:
+    """E*warp (Lai et al. 2018, x 1000) of `frames` (T, 3, H, W) under the given flow.
+
+    For each pair, frame t + 1 is backward-warped to frame t with flow_fw[t] (T-1, 2, H, W) and
+    the squared difference to frame t is averaged over channels and valid pixels; the result is
+    1000 x the mean over pairs. Valid pixels: `valid` (T-1, 1, H, W) when given, else the
+    forward-backward occlusion test when `flow_bw` is given, else the pixels whose flow stays in
+    view. Pairs with no valid pixel are skipped; nan if all are (or T < 2).
+    """
+    if frames.dim() != 4 or frames.shape[1] != 3:
+        raise ValueError(f"frames must be a (T, 3, H, W) clip, got {tuple(frames.shape)}")
+    t, c, h, w = frames.shape
+    if t < 2:
+        return math.nan
+    for name, x, channels in (("flow_fw", flow_fw, 2), ("flow_bw", flow_bw, 2), ("valid", valid, 1)):
+        if x is not None and tuple(x.shape) != (t - 1, channels, h, w):
+            raise ValueError(f"{name} must have shape {(t - 1, channels, h, w)}, got {tuple(x.shape)}")
+    frames = frames.detach().float()
+    flow_fw = flow_fw.detach().to(frames)
+    if valid is not None:
+        valid = valid.detach().to(frames)
+    elif flow_bw is not None:
+        valid = fb_consistency_mask(flow_fw, flow_bw.detach().to(frames))
+    else:
+        valid = in_view_mask(flow_fw)
+    warped = flow_warp(frames[1:], flow_fw)
+    sq_sum = ((frames[:-1] - warped).pow(2) * valid).sum(dim=(1, 2, 3))
+    count = valid.sum(dim=(1, 2, 3)) * c
+    keep = count > 0
+    if not bool(keep.any()):
+        return math.nan
+    return 1000.0 * (sq_sum[keep] / count[keep]).mean().item()
+
+
+def tof(pred: torch.Tensor, gt: torch.Tensor) -> float:
+    """tOF (TecoGAN): how far the output's motion is from the ground truth's, in pixels.
+
+    Farneback flow of each pair (t-1, t) is computed on `pred` and on `gt` (both (T, 3, H, W));
+    the per-pixel L2 norm of the difference of the two flows is averaged over pixels and pairs.
+    nan if T < 2.
+    """
+    check_clips(pred, gt)
+    if pred.shape[0] < 2:
+        return math.nan
+    diff = _pair_flows(_gray_u8(pred)) - _pair_flows(_gray_u8(gt))
+    return float(np.linalg.norm(diff, axis=-1).mean())
+
+
+def flicker(pred: torch.Tensor, gt: torch.Tensor) -> float:
+    """Flicker: how much more (or less) the output changes frame to frame than the ground truth.
+
+    For each pair (t-1, t): | mean|pred_t - pred_{t-1}| - mean|gt_t - gt_{t-1}| |, means over
+    pixels and channels; averaged over pairs and multiplied by 100. Needs no flow; it is 0 when
+    the output's mean absolute frame-to-frame change equals the ground truth's. nan if T < 2.
+    """
+    check_clips(pred, gt)
+    if pred.shape[0] < 2:
+        return math.nan
+    pred, gt = pred.detach().double(), gt.detach().double()
+    change_pred = (pred[1:] - pred[:-1]).abs().mean(dim=(1, 2, 3))
+    change_gt = (gt[1:] - gt[:-1]).abs().mean(dim=(1, 2, 3))
+    return 100.0 * (change_pred - change_gt).abs().mean().item()
