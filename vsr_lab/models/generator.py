@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
+from vsr_lab.data.degradations import bicubic_upsample
 from vsr_lab.models.backbone.one_step import OneStepUNet, sd_alphas_cumprod
 from vsr_lab.models.backbone.tiny import (TinyDecoder, TinyEncoder, build_tiny_unet,
                                           tiny_reference_latent)
@@ -32,8 +32,10 @@ class FrameOutput:
 
 class OneStepVSRGenerator(nn.Module):
     def __init__(self, encoder: nn.Module, backbone: OneStepUNet, decoder: nn.Module, scale: int,
-                 recurrent: bool, init_state: str, reference_encoder: Callable[[torch.Tensor], torch.Tensor]):
+                 recurrent: bool, init_state: str, reference_encoder: Callable[[torch.Tensor], torch.Tensor],
+                 latent_channels: int):
         super().__init__()
+        self.latent_channels = latent_channels
         self.encoder = encoder
         self.backbone = backbone
         self.decoder = decoder
@@ -49,7 +51,7 @@ class OneStepVSRGenerator(nn.Module):
     def initial_state(self, lr0: torch.Tensor) -> torch.Tensor:
         if self.init_state == "zeros":
             return lr0.new_zeros(lr0.shape[0], 3, lr0.shape[2] * self.scale, lr0.shape[3] * self.scale)
-        return F.interpolate(lr0, scale_factor=self.scale, mode="bicubic", align_corners=False).clamp(0, 1)
+        return bicubic_upsample(lr0, self.scale)
 
     def forward_frame(self, lr: torch.Tensor, prev_warped: torch.Tensor | None) -> FrameOutput:
         z_t = self.encoder(lr, prev_warped if self.recurrent else None)
@@ -102,4 +104,5 @@ def build_generator(cfg: DictConfig) -> OneStepVSRGenerator:
     decoder = TinyDecoder(scale, b.decoder_channels, b.decoder_blocks)
     return OneStepVSRGenerator(encoder, backbone, decoder, scale, recurrent,
                                cfg.model.recurrent.init_state,
-                               reference_encoder=lambda hr: tiny_reference_latent(hr, scale))
+                               reference_encoder=lambda hr: tiny_reference_latent(hr, scale),
+                               latent_channels=latent_ch)

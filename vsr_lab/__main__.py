@@ -1,0 +1,7 @@
+"""`python -m vsr_lab ...`"""
+
+import sys
+
+from vsr_lab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,102 @@
+"""Command line: `python -m vsr_lab <command> --config FILE [key=value ...]`.
+
+User errors (bad config, missing file, bad checkpoint) print one line and exit with code 2;
+`--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from vsr_lab.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+def _add_config_args(p: argparse.ArgumentParser, config_required: bool = True) -> None:
+    p.add_argument("--config", required=config_required, help="YAML config file (may `extends:` another)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dot-list overrides, e.g. trainer.max_batches=50")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def _load(args) -> tuple:
+    from vsr_lab.config.loading import load_config, to_yaml
+
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(to_yaml(cfg), end="")
+        return cfg, True
+    return cfg, False
+
+
+def cmd_fit(args) -> int:
+    cfg, done = _load(args)
+    if done:
+        return 0
+    from vsr_lab.training.runner import fit
+
+    _, run = fit(cfg, args.config, args.ckpt)
+    print(f"run {run.name}: checkpoints in {run.run_dir / 'checkpoints'}; MLflow run id {run.mlflow_run_id}")
+    return 0
+
+
+def _cmd_evaluate_stage(stage: str) -> Callable:
+    def run(args) -> int:
+        from vsr_lab.config.loading import load_config, to_yaml
+        from vsr_lab.training.runner import evaluate, read_checkpoint_meta
+
+        if args.config is None and args.ckpt is None:
+            raise UserError(f"{stage}: give --config, --ckpt, or both")
+        if args.config is None:
+            import tempfile
+            from pathlib import Path
+
+            from omegaconf import OmegaConf
+
+            saved = OmegaConf.create(read_checkpoint_meta(args.ckpt)["config"])
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "checkpoint_config.yaml"
+                path.write_text(OmegaConf.to_yaml(saved))
+                cfg = load_config(path, args.overrides)
+        else:
+            cfg = load_config(args.config, args.overrides)
+        if args.print_config:
+            print(to_yaml(cfg), end="")
+            return 0
+        evaluate(cfg, stage, args.ckpt, args.config)
+        return 0
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vsr_lab", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fit", help="train one configuration (logs to MLflow)")
+    _add_config_args(p)
+    p.add_argument("--ckpt", help="checkpoint to resume from (continues the same MLflow run)")
+    p.set_defaults(func=cmd_fit)
+
+    for stage, text in (("validate", "score a checkpoint on the validation clips"),
+                        ("test", "score a checkpoint on the test clips")):
+        p = sub.add_parser(stage, help=text)
+        _add_config_args(p, config_required=False)
+        p.add_argument("--ckpt", help="checkpoint to evaluate (its config is used when --config is absent)")
+        p.set_defaults(func=_cmd_evaluate_stage(stage))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR

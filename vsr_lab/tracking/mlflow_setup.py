@@ -1,0 +1,53 @@
+"""MLflow tracking: a database-backed URI (sqlite by default), run names, config logging.
+
+Current MLflow rejects the plain file store, so a bare path or `file:` URI is refused up front
+with a message that says what to use instead.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from lightning.pytorch.loggers import MLFlowLogger
+from omegaconf import DictConfig
+
+from vsr_lab.config.loading import flatten, to_yaml
+from vsr_lab.errors import UserError
+
+ACCEPTED_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+", "mysql://", "mysql+", "http://", "https://",
+                    "databricks")
+
+
+def check_tracking_uri(uri: str) -> str:
+    if not uri.startswith(ACCEPTED_SCHEMES):
+        raise UserError(f"config: key 'tracking.tracking_uri' must be a database or server URI such as "
+                        f"sqlite:///mlflow.db (the plain file store is not supported); got {uri!r}")
+    return uri
+
+
+def new_run_name(config_path: str | None) -> str:
+    """Config file stem plus a short random id, e.g. `no_pixel_gan-3f9a1c`."""
+    stem = Path(config_path).stem if config_path else "default"
+    return f"{stem}-{uuid.uuid4().hex[:6]}"
+
+
+def make_logger(cfg: DictConfig, run_name: str, run_id: str | None = None,
+                tags: dict[str, str] | None = None) -> MLFlowLogger:
+    """An MLFlowLogger on the configured store; `run_id` continues an existing run (resume)."""
+    t = cfg.tracking
+    return MLFlowLogger(
+        experiment_name=t.experiment,
+        run_name=run_name,
+        tracking_uri=check_tracking_uri(t.tracking_uri),
+        artifact_location=Path(t.artifact_location).expanduser().resolve().as_uri(),
+        log_model=bool(t.log_checkpoint),
+        run_id=run_id,
+        tags=tags,
+    )
+
+
+def log_config(logger: MLFlowLogger, cfg: DictConfig) -> None:
+    """Flattened config as params (`data.scale` = 4 ...) and the resolved YAML as an artifact."""
+    logger.log_hyperparams(flatten(cfg))
+    logger.experiment.log_text(logger.run_id, to_yaml(cfg), "config.yaml")

@@ -1,0 +1,212 @@
+"""The LightningModule: recurrent one-step generator with latent and pixel critics.
+
+Manual optimization: one generator step per batch of clips, then one step of each enabled critic.
+A critic whose adversarial loss is disabled is not built, has no optimizer and is absent from
+checkpoints. Lightning's `global_step` counts every optimizer step, so the module counts batches
+itself (`batches_done`): epochs are `trainer.val_every` batches long.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics import MeanMetric
+
+from vsr_lab.data.degradations import bicubic_upsample
+from vsr_lab.losses.adversarial import discriminator_loss, generator_adv_loss, r1_penalty
+from vsr_lab.losses.reconstruction import reconstruction_loss
+from vsr_lab.losses.temporal import warp_consistency_loss
+from vsr_lab.metrics.clip import METRIC_KEYS, clip_metrics
+from vsr_lab.models.discriminators import build_discriminator
+from vsr_lab.models.generator import build_generator
+from vsr_lab.training.schedules import build_scheduler
+
+CRITICS = ("latent", "pixel")
+
+
+class VSRModule(L.LightningModule):
+    def __init__(self, config: dict):
+        super().__init__()
+        self.save_hyperparameters({"config": config}, logger=False)
+        cfg = OmegaConf.create(config)
+        self.cfg: DictConfig = cfg
+        self.automatic_optimization = False
+        self.generator = build_generator(cfg)
+        self.critics = torch.nn.ModuleDict()
+        for space in CRITICS:
+            if self._adv_enabled(space):
+                in_ch = self.generator.latent_channels if space == "latent" else 3
+                self.critics[space] = build_discriminator(in_ch, cfg.discriminator[space])
+        self.val_means = torch.nn.ModuleDict({k: MeanMetric(nan_strategy="ignore") for k in METRIC_KEYS})
+        self.bicubic_means = torch.nn.ModuleDict({k: MeanMetric(nan_strategy="ignore") for k in METRIC_KEYS})
+        self._bicubic_logged: set[str] = set()  # the bicubic baseline is scored once per stage
+
+    # ----- configuration helpers -------------------------------------------------------------
+    def _adv_enabled(self, space: str) -> bool:
+        term = self.cfg.loss[f"adversarial_{space}"]
+        return bool(term.enabled and term.weight > 0)
+
+    def _temporal_enabled(self) -> bool:
+        term = self.cfg.loss.temporal
+        return bool(term.enabled and term.weight > 0)
+
+    @property
+    def optimizer_names(self) -> list[str]:
+        return ["generator"] + [f"critic_{s}" for s in self.critics]
+
+    @property
+    def batches_done(self) -> int:
+        """Training batches completed before the current one (restored on resume)."""
+        return self.trainer.fit_loop.epoch_loop.batch_progress.total.completed
+
+    def configure_optimizers(self):
+        o = self.cfg.optim
+        total = self.cfg.trainer.max_batches
+        optimizers = [torch.optim.AdamW(self.generator.parameters(), lr=o.lr, betas=tuple(o.betas),
+                                        weight_decay=o.weight_decay)]
+        for space, critic in self.critics.items():
+            optimizers.append(torch.optim.Adam(critic.parameters(), lr=self.cfg.discriminator[space].lr,
+                                               betas=(0.5, 0.99)))
+        schedulers = [build_scheduler(opt, o.scheduler, total, o.min_lr_ratio) for opt in optimizers]
+        return optimizers, [s for s in schedulers if s is not None]
+
+    # ----- the recurrence ----------------------------------------------------------------------
+    def _flow_provider(self, batch: dict):
+        """Flow from frame t to t-1 on the HR grid, for aligning the previous output."""
+        if not self.generator.recurrent:
+            return None
+        if "flow_bw" not in batch:
+            raise ValueError("model.flow.estimator 'gt' needs a dataset with flow (the synthetic source)")
+        flow_bw = batch["flow_bw"]
+        return lambda t: flow_bw[:, t - 1]
+
+    def run_clip(self, batch: dict, tbptt: int = 0):
+        outs = list(self.generator.iter_clip(batch["lr"], self._flow_provider(batch), tbptt))
+        return torch.stack([o.hr for o in outs], 1), torch.stack([o.latent for o in outs], 1)
+
+    # ----- training ----------------------------------------------------------------------------
+    def _generator_losses(self, batch: dict, hr: torch.Tensor, latent: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg = self.cfg.loss
+        gt = batch["gt"]
+        losses: dict[str, torch.Tensor] = {}
+        if cfg.reconstruction.enabled:
+            losses["reconstruction"] = cfg.reconstruction.weight * reconstruction_loss(
+                hr, gt, cfg.reconstruction.type, cfg.reconstruction.eps)
+        if self._temporal_enabled() and hr.shape[1] > 1:
+            if "flow_bw" not in batch:
+                raise ValueError("loss.temporal with flow 'gt' needs a dataset with flow (the synthetic source)")
+            cur, prev = hr[:, 1:].flatten(0, 1), hr[:, :-1].flatten(0, 1)
+            flow, valid = batch["flow_bw"].flatten(0, 1), batch["valid_bw"].flatten(0, 1)
+            losses["temporal"] = cfg.temporal.weight * warp_consistency_loss(cur, prev, flow, valid)
+        fakes = {"latent": latent.flatten(0, 1), "pixel": hr.flatten(0, 1)}
+        for space, critic in self.critics.items():
+            if self.batches_done >= self.cfg.discriminator[space].start_batch:
+                kind = self.cfg.discriminator[space].loss_type
+                weight = cfg[f"adversarial_{space}"].weight
+                losses[f"adv_{space}"] = weight * generator_adv_loss(critic(fakes[space]), kind)
+        return losses
+
+    def _critic_step(self, space: str, optimizer, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        dcfg = self.cfg.discriminator[space]
+        critic = self.critics[space]
+        self.toggle_optimizer(optimizer)
+        real = real.detach().requires_grad_(dcfg.r1_weight > 0)
+        real_logits = critic(real)
+        loss = discriminator_loss(real_logits, critic(fake.detach()), dcfg.loss_type)
+        logs = {f"critic_{space}": loss.detach()}
+        if dcfg.r1_weight > 0:
+            r1 = r1_penalty(real_logits, real)
+            loss = loss + 0.5 * dcfg.r1_weight * r1
+            logs[f"r1_{space}"] = r1.detach()
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+        self.untoggle_optimizer(optimizer)
+        return logs
+
+    def training_step(self, batch: dict, batch_idx: int):
+        optimizers = dict(zip(self.optimizer_names, self._as_list(self.optimizers())))
+        opt_g = optimizers["generator"]
+        self.toggle_optimizer(opt_g)
+        hr, latent = self.run_clip(batch, self.cfg.model.recurrent.tbptt)
+        losses = self._generator_losses(batch, hr, latent)
+        total = torch.stack(list(losses.values())).sum()
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        if self.cfg.optim.grad_clip > 0:
+            self.clip_gradients(opt_g, gradient_clip_val=self.cfg.optim.grad_clip, gradient_clip_algorithm="norm")
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+
+        logs = {f"train/{k}": v.detach() for k, v in losses.items()}
+        logs["train/loss"] = total.detach()
+        gt = batch["gt"].flatten(0, 1)
+        reals = {"latent": lambda: self.generator.reference_latent(gt), "pixel": lambda: gt}
+        fakes = {"latent": latent.flatten(0, 1), "pixel": hr.flatten(0, 1)}
+        for space in self.critics:
+            if self.batches_done >= self.cfg.discriminator[space].start_batch:
+                step_logs = self._critic_step(space, optimizers[f"critic_{space}"], reals[space](), fakes[space])
+                logs.update({f"train/{k}": v for k, v in step_logs.items()})
+        for sched in self._as_list(self.lr_schedulers()):
+            sched.step()
+        self.log_dict(logs, prog_bar=False, on_step=True, on_epoch=False, batch_size=hr.shape[0])
+        self.log("loss", total.detach(), prog_bar=True, on_step=True, logger=False, batch_size=hr.shape[0])
+
+    @staticmethod
+    def _as_list(x) -> list:
+        if x is None:
+            return []
+        return list(x) if isinstance(x, (list, tuple)) else [x]
+
+    def on_train_epoch_start(self) -> None:
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(self.current_epoch)
+
+    # ----- evaluation --------------------------------------------------------------------------
+    def _score_batch(self, batch: dict) -> torch.Tensor:
+        hr, _ = self.run_clip(batch)
+        hr = hr.clamp(0, 1)
+        bicubic = bicubic_upsample(batch["lr"], self.cfg.data.scale)
+        pairs = [(hr, self.val_means)]
+        if self._stage_prefix() not in self._bicubic_logged:
+            pairs.append((bicubic, self.bicubic_means))
+        for i in range(hr.shape[0]):
+            flows = {k: batch[k][i] for k in ("flow_fw", "flow_bw", "valid_fw")
+                     if k in batch and self.cfg.metrics.ewarp_flow == "gt"}
+            for preds, means in pairs:
+                pred = preds[i]
+                scores = clip_metrics(pred.float().cpu(), batch["gt"][i].float().cpu(),
+                                      crop_border=self.cfg.metrics.crop_border,
+                                      **{k: v.float().cpu() for k, v in flows.items()})
+                for key, value in scores.items():
+                    means[key].update(torch.tensor(value, dtype=torch.float32))
+        return hr
+
+    def _stage_prefix(self) -> str:
+        return "test" if self.trainer.testing else "val"
+
+    def _log_means(self) -> None:
+        prefix = self._stage_prefix()
+        with_bicubic = prefix not in self._bicubic_logged
+        for key in METRIC_KEYS:
+            self.log(f"{prefix}/{key}", self.val_means[key].compute(), prog_bar=key == "psnr")
+            self.val_means[key].reset()
+            if with_bicubic:
+                self.log(f"{prefix}/bicubic_{key}", self.bicubic_means[key].compute())
+                self.bicubic_means[key].reset()
+        self._bicubic_logged.add(prefix)
+
+    def validation_step(self, batch: dict, batch_idx: int):
+        return {"pred": self._score_batch(batch)}
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_means()
+        self.log("val/batches", float(self.batches_done))
+
+    def test_step(self, batch: dict, batch_idx: int):
+        return {"pred": self._score_batch(batch)}
+
+    def on_test_epoch_end(self) -> None:
+        self._log_means()

@@ -1,0 +1,127 @@
+"""fit / validate / test: wire config, data, module, trainer and MLflow together.
+
+A checkpoint records the MLflow run it belongs to, so `fit --ckpt` continues the same run, and
+`validate`/`test --ckpt` can take the config from the checkpoint when no file is given.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from vsr_lab.config.loading import to_yaml
+from vsr_lab.data.datamodule import VSRDataModule
+from vsr_lab.errors import UserError
+from vsr_lab.tracking.mlflow_setup import log_config, make_logger, new_run_name
+from vsr_lab.training.callbacks import ValidationSamples
+from vsr_lab.training.module import VSRModule
+
+CKPT_KEY = "vsr_lab"
+
+
+@dataclass
+class RunInfo:
+    name: str
+    run_dir: Path
+    mlflow_run_id: str | None = None
+
+
+def read_checkpoint_meta(path: str) -> dict:
+    """The vsr_lab section of a checkpoint (config, run name, MLflow run id), safely loaded."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"checkpoint not found: {p}")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unpickling/zip error means the file is not a usable checkpoint
+        raise UserError(f"{p}: not a readable checkpoint ({exc.__class__.__name__})") from None
+    if not isinstance(ckpt, dict) or CKPT_KEY not in ckpt:
+        raise UserError(f"{p}: not a vsr_lab checkpoint (no '{CKPT_KEY}' section)")
+    return ckpt[CKPT_KEY]
+
+
+class RunMetadata(L.Callback):
+    """Stores the resolved config and the MLflow run in every checkpoint."""
+
+    def __init__(self, cfg: DictConfig, run: RunInfo):
+        self.cfg = cfg
+        self.run = run
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        checkpoint[CKPT_KEY] = {
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "run_name": self.run.name,
+            "run_dir": str(self.run.run_dir),
+            "mlflow_run_id": self.run.mlflow_run_id,
+        }
+
+
+def training_epochs(cfg: DictConfig) -> tuple[int, int]:
+    """(epochs, batches per epoch): validation runs after every `trainer.val_every` batches."""
+    total, every = cfg.trainer.max_batches, min(cfg.trainer.val_every, cfg.trainer.max_batches)
+    if total <= 0 or every <= 0:
+        raise UserError("config: trainer.max_batches and trainer.val_every must be positive")
+    if total % every:
+        raise UserError(f"config: trainer.max_batches ({total}) must be a multiple of trainer.val_every ({every})")
+    return total // every, every
+
+
+def build_trainer(cfg: DictConfig, run: RunInfo, logger, extra_callbacks=()) -> L.Trainer:
+    epochs, per_epoch = training_epochs(cfg)
+    t = cfg.trainer
+    checkpoint = ModelCheckpoint(dirpath=run.run_dir / "checkpoints", filename="best", monitor="val/psnr",
+                                 mode="max", save_top_k=1, save_last=True, auto_insert_metric_name=False)
+    return L.Trainer(
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        precision=t.precision, max_epochs=epochs, limit_train_batches=per_epoch,
+        log_every_n_steps=t.log_every, num_sanity_val_steps=0, deterministic=t.deterministic,
+        enable_progress_bar=t.progress_bar, logger=logger if logger is not None else False,
+        callbacks=[checkpoint, ValidationSamples(cfg.tracking.log_images), RunMetadata(cfg, run), *extra_callbacks],
+        default_root_dir=str(run.run_dir), enable_model_summary=False,
+    )
+
+
+def _start_run(cfg: DictConfig, config_path: str | None, meta: dict | None, tags=None):
+    if meta:
+        run = RunInfo(meta["run_name"], Path(meta["run_dir"]), meta.get("mlflow_run_id"))
+    else:
+        name = cfg.tracking.run_name or new_run_name(config_path)
+        run = RunInfo(name, Path(cfg.output_dir).resolve() / name)
+    logger = None
+    if cfg.tracking.enabled:
+        logger = make_logger(cfg, run.name, run.mlflow_run_id, tags)
+        run.mlflow_run_id = logger.run_id
+        if not meta:
+            log_config(logger, cfg)
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    (run.run_dir / "config.yaml").write_text(to_yaml(cfg))
+    return run, logger
+
+
+def fit(cfg: DictConfig, config_path: str | None = None, ckpt: str | None = None,
+        tags: dict[str, str] | None = None, extra_callbacks=()) -> tuple[L.Trainer, RunInfo]:
+    """Train one configuration; with `ckpt`, resume it (same MLflow run, same run folder)."""
+    meta = read_checkpoint_meta(ckpt) if ckpt else None
+    training_epochs(cfg)  # fail on a bad length before anything is created
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    run, logger = _start_run(cfg, config_path, meta, tags)
+    module = VSRModule(OmegaConf.to_container(cfg, resolve=True))
+    trainer = build_trainer(cfg, run, logger, extra_callbacks)
+    trainer.fit(module, VSRDataModule(cfg), ckpt_path=ckpt)
+    return trainer, run
+
+
+def evaluate(cfg: DictConfig, stage: str, ckpt: str | None, config_path: str | None = None) -> dict[str, float]:
+    """`validate` or `test` a checkpoint (or the untrained model) and return the logged metrics."""
+    run, logger = _start_run(cfg, config_path, None, tags={"vsr_lab.stage": stage})
+    module = VSRModule(OmegaConf.to_container(cfg, resolve=True))
+    trainer = build_trainer(cfg, run, logger)
+    run_fn = trainer.validate if stage == "validate" else trainer.test
+    results = run_fn(module, datamodule=VSRDataModule(cfg), ckpt_path=ckpt, verbose=True)
+    return {k: float(v) for k, v in results[0].items()}
