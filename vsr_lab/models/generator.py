@@ -87,8 +87,8 @@ class OneStepVSRGenerator(nn.Module):
         return torch.stack([o.hr for o in self.iter_clip(lr, flow_provider)], dim=1)
 
 
-def build_generator(cfg: DictConfig) -> OneStepVSRGenerator:
-    """Build the generator described by `cfg.model`."""
+def build_tiny_generator(cfg: DictConfig) -> OneStepVSRGenerator:
+    """The CPU-sized preset (see backbone/tiny.py)."""
     b = cfg.model.backbone
     scale = cfg.data.scale
     recurrent = cfg.model.recurrent.enabled
@@ -106,3 +106,12 @@ def build_generator(cfg: DictConfig) -> OneStepVSRGenerator:
                                cfg.model.recurrent.init_state,
                                reference_encoder=lambda hr: tiny_reference_latent(hr, scale),
                                latent_channels=latent_ch)
+
+
+# model.backbone.preset -> builder; each preset module adds its own entry here.
+PRESETS: dict[str, Callable[[DictConfig], OneStepVSRGenerator]] = {"tiny": build_tiny_generator}
+
+
+def build_generator(cfg: DictConfig) -> OneStepVSRGenerator:
+    """Build the generator described by `cfg.model` (`model.backbone.preset` picks the builder)."""
+    return PRESETS[cfg.model.backbone.preset](cfg)
