@@ -138,3 +138,17 @@ def test_errors_name_the_bad_value():
         load_photo("lena")
     with pytest.raises(IndexError, match="clip index 2"):
         SyntheticClipDataset("val", num_clips=2, num_frames=2, hr_size=32)[2]
+
+
+def test_min_detail_redraws_flat_windows_deterministically():
+    from vsr_lab.data.synthetic import lr_detail
+
+    plain = SyntheticClipDataset("val", 24, 3, 64, seed=5)
+    picky = SyntheticClipDataset("val", 24, 3, 64, seed=5, min_detail=0.006)
+    plain_d = [lr_detail(plain[i]["gt"][0], plain[i]["lr"][0]) for i in range(24)]
+    picky_d = [lr_detail(picky[i]["gt"][0], picky[i]["lr"][0]) for i in range(24)]
+    assert min(plain_d) < 0.006 <= min(picky_d)
+    assert torch.equal(picky[3]["gt"], picky[3]["gt"])
+    # a clip that already passes is not redrawn
+    keep = [i for i in range(24) if plain_d[i] >= 0.006]
+    assert keep and all(torch.equal(plain[i]["gt"], picky[i]["gt"]) for i in keep)

@@ -42,6 +42,7 @@ class DataConfig:
     val_frames: int = 8
     val_hr_size: int = 96
     seed: int = 0
+    min_detail: float = 0.004  # synthetic clips: redraw windows flatter than this (mean |GT - bicubic|)
     motion: MotionConfig = field(default_factory=MotionConfig)
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
     root: Optional[str] = None

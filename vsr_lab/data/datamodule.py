@@ -35,7 +35,7 @@ def build_dataset(cfg: DictConfig, split: str) -> Dataset:
             seed=d.seed + (TEST_SEED_OFFSET if split == "test" else 0),
             degradation=degradation,
             max_shift=d.motion.max_shift, max_zoom=d.motion.max_zoom,
-            max_rotation_deg=d.motion.max_rotation_deg,
+            max_rotation_deg=d.motion.max_rotation_deg, min_detail=d.min_detail,
         )
     from vsr_lab.data.folder_dataset import FolderClipDataset
 
