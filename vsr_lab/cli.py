@@ -71,6 +71,55 @@ def _cmd_evaluate_stage(stage: str) -> Callable:
     return run
 
 
+def cmd_evaluate(args) -> int:
+    from vsr_lab.evaluate import evaluate_folders, format_table, write_json
+
+    result = evaluate_folders(args.pred, args.gt, args.flow, args.raft_weights, args.raft_size,
+                              args.lpips_weights, args.lpips_net, args.crop_border, args.y_channel)
+    print(format_table(result))
+    if args.json:
+        write_json(result, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _add_evaluate_command(sub) -> None:
+    p = sub.add_parser("evaluate", help="score output frames/videos on disk against ground truth")
+    p.add_argument("--pred", required=True, help="output clip (video or frame folder) or folder of clips")
+    p.add_argument("--gt", required=True, help="ground-truth clip or folder of clips (same names)")
+    p.add_argument("--json", help="write per-clip and mean scores to this JSON file")
+    p.add_argument("--flow", default="farneback", choices=("farneback", "dis", "raft"),
+                   help="flow estimated on the output for E*warp (default farneback)")
+    p.add_argument("--raft-weights", help="local RAFT state dict (for --flow raft)")
+    p.add_argument("--raft-size", default="small", choices=("small", "large"))
+    p.add_argument("--lpips-weights", help="local torchvision backbone weights for LPIPS (enables tLP)")
+    p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg"))
+    p.add_argument("--crop-border", type=int, default=0, help="pixels cropped on each side for PSNR/SSIM")
+    p.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on BT.601 Y instead of RGB")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _cmd_bench(args) -> int:
+    from vsr_lab.bench import cmd_bench  # torch and diffusers load only when benchmarking
+
+    return cmd_bench(args)
+
+
+def add_bench_command(sub) -> None:
+    p = sub.add_parser("bench", help="cost of the configured generator vs the unpruned one-step pipeline")
+    p.add_argument("--config", required=True, help="YAML config file (may `extends:` another)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dot-list overrides")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--resolution", type=int, default=256, help="output side in pixels (default 256)")
+    p.add_argument("--frames", type=int, default=2, help="frames per timed clip (default 2)")
+    p.add_argument("--json", help="write the measurements to this JSON file")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    p.add_argument("--warmup", type=int, default=1, help="untimed clips first (default 1)")
+    p.add_argument("--repeats", type=int, default=3, help="timed clips; the median is reported (default 3)")
+    p.set_defaults(func=_cmd_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vsr_lab", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")

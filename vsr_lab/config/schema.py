@@ -81,9 +81,12 @@ class RecurrentConfig:
 
 @dataclass
 class FlowConfig:
-    """Flow used to align the previous output inside the generator."""
+    """Flow used to align the previous output inside the generator (estimated on LR frames, so it
+    works at inference; `gt` is the sample clips' exact flow). RAFT reads a local weights file."""
 
     estimator: str = "gt"
+    raft_weights: Optional[str] = None
+    raft_size: str = "small"
 
 
 @dataclass
@@ -112,11 +115,18 @@ class ReconstructionLossConfig:
 
 @dataclass
 class TemporalLossConfig:
-    """Occlusion-masked L1 between output t and output t-1 warped to t."""
+    """Occlusion-masked L1 between output t and output t-1 warped to t.
+
+    `flow`: `gt` (dataset flow and mask) or `estimator` (model.flow.estimator on the GT frames,
+    forward-backward occlusion test); `relative_to_gt`: penalise only the part of the change that
+    the GT frames do not have; `warmup_batches`: the weight ramps up linearly over these batches.
+    """
 
     enabled: bool = True
     weight: float = 0.2
     flow: str = "gt"
+    relative_to_gt: bool = False
+    warmup_batches: int = 0
 
 
 @dataclass
@@ -201,6 +211,41 @@ class MetricsConfig:
 
     ewarp_flow: str = "gt"
     crop_border: int = 0
+    lpips_weights: Optional[str] = None  # torchvision ImageNet weights of the LPIPS backbone (tLP)
+    lpips_net: str = "alex"
+
+
+@dataclass
+class SweepParamConfig:
+    """One searched config key: `float`/`int` in [low, high] (optionally `log`, `step`) or `categorical`."""
+
+    type: str = "float"
+    low: Optional[float] = None
+    high: Optional[float] = None
+    log: bool = False
+    step: Optional[float] = None
+    choices: Optional[List[Any]] = None
+
+
+@dataclass
+class SweepConfig:
+    """Optuna study: `params` maps dotted config keys to distributions; one direction per objective.
+
+    Pruning needs a single objective and is not applied to multi-objective studies. A worker's
+    trial left RUNNING without a heartbeat for `grace_period` seconds is failed and retried.
+    `seed` makes a one-worker study reproducible; leave it null for several workers, which would
+    otherwise draw the same samples.
+    """
+
+    objectives: List[str] = field(default_factory=lambda: ["val/psnr"])
+    directions: List[str] = field(default_factory=lambda: ["maximize"])
+    sampler: str = "tpe"
+    pruner: str = "median"
+    pruner_warmup_batches: int = 0
+    seed: Optional[int] = None
+    heartbeat_interval: int = 30
+    grace_period: int = 120
+    params: Dict[str, SweepParamConfig] = field(default_factory=dict)
 
 
 @dataclass

@@ -18,3 +18,26 @@ def warp_consistency_loss(cur: torch.Tensor, prev: torch.Tensor, flow_cur_to_pre
                           valid: torch.Tensor) -> torch.Tensor:
     """Occlusion-masked L1 between frame t and frame t-1 backward-warped to t."""
     return masked_l1(cur, flow_warp(prev, flow_cur_to_prev), valid)
+
+
+def temporal_consistency_loss(hr: torch.Tensor, gt: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor,
+                              relative_to_gt: bool = False) -> torch.Tensor:
+    """Masked L1 of the change between output t and output t-1 warped to t, over a clip batch.
+
+    `hr`, `gt`: (B, T, 3, H, W); `flow`: (B, T-1, 2, H, W) from frame t to t-1; `valid`:
+    (B, T-1, 1, H, W). With `relative_to_gt` the same warped change of the GT frames is
+    subtracted first, so changes that the true video has (lighting, warp resampling, motion the
+    flow misses) are not penalised; only the change the output adds is.
+    """
+    flow, valid = flow.flatten(0, 1), valid.flatten(0, 1)
+    change = hr[:, 1:].flatten(0, 1) - flow_warp(hr[:, :-1].flatten(0, 1), flow)
+    if relative_to_gt:
+        change = change - (gt[:, 1:].flatten(0, 1) - flow_warp(gt[:, :-1].flatten(0, 1), flow))
+    return masked_l1(change, torch.zeros_like(change), valid)
+
+
+def warmup_factor(batches_done: int, warmup_batches: int) -> float:
+    """Linear ramp of the temporal weight: (batches_done + 1) / warmup_batches, capped at 1."""
+    if warmup_batches <= 0:
+        return 1.0
+    return min(1.0, (batches_done + 1) / warmup_batches)

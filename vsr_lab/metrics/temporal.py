@@ -1,10 +1,11 @@
-"""Temporal-consistency metrics of a clip: warping error (E*warp), tOF and flicker.
+"""Temporal-consistency metrics of a clip: warping error (E*warp), tOF, flicker and tLP.
 
 Clips are (T, 3, H, W) float tensors in [0, 1]; every metric looks at consecutive frame pairs,
 and lower is better for all of them. A clip of fewer than two frames has no pair and scores nan.
 Flow sources: `farneback_flow`, `estimate_flows` and `tof` use OpenCV Farneback on grayscale
 uint8 frames with TecoGAN's parameters (RESEARCH.md, "Temporal-consistency metrics"); it needs
-no learned weights. `warping_error` uses whatever flow it is given; `flicker` uses none.
+no learned weights. `warping_error` uses whatever flow it is given; `flicker` and `tlp`
+(LPIPS) use none.
 Flows follow `vsr_lab.models.flow.warp`: flow_fw[t] maps frame t to t + 1, on frame t's grid.
 """
 
@@ -132,4 +133,22 @@ def flicker(pred: torch.Tensor, gt: torch.Tensor) -> float:
     pred, gt = pred.detach().double(), gt.detach().double()
     change_pred = (pred[1:] - pred[:-1]).abs().mean(dim=(1, 2, 3))
     change_gt = (gt[1:] - gt[:-1]).abs().mean(dim=(1, 2, 3))
+    return 100.0 * (change_pred - change_gt).abs().mean().item()
+
+
+@torch.no_grad()
+def tlp(pred: torch.Tensor, gt: torch.Tensor, lpips: torch.nn.Module) -> float:
+    """tLP (TecoGAN): 100 x mean over pairs of |LPIPS(pred_{t-1}, pred_t) - LPIPS(gt_{t-1}, gt_t)|.
+
+    `lpips` is a loaded LPIPS network (`vsr_lab.metrics.lpips.load_lpips`); no flow is used.
+    0 when the output's perceptual change from frame to frame matches the ground truth's.
+    nan if T < 2.
+    """
+    check_clips(pred, gt)
+    if pred.shape[0] < 2:
+        return math.nan
+    device = next(lpips.parameters()).device
+    pred, gt = (x.detach().float().clamp(0, 1).to(device) for x in (pred, gt))
+    change_pred = lpips(pred[:-1], pred[1:], normalize=True).flatten()
+    change_gt = lpips(gt[:-1], gt[1:], normalize=True).flatten()
     return 100.0 * (change_pred - change_gt).abs().mean().item()

@@ -1,14 +1,14 @@
 """The recurrent one-step generator: encoder -> one UNet call -> decoder, frame by frame.
 
 At frame t the encoder also sees the previous output warped to frame t (when recurrent), so
-training, validation and inference share one recurrence. `forward_clip` keeps only the previous
-output as state, so inference memory does not grow with clip length (pass `keep=False`).
+training, validation and inference share one recurrence. `iter_clip` keeps only the previous
+output as state, so inference memory does not grow with clip length.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 from omegaconf import DictConfig
@@ -58,16 +58,17 @@ class OneStepVSRGenerator(nn.Module):
         x0 = self.backbone(z_t)
         return FrameOutput(hr=self.decoder(x0), latent=x0)
 
-    def iter_clip(self, lr: torch.Tensor, flow_provider: FlowProvider | None,
+    def iter_clip(self, lr: torch.Tensor | Iterable[torch.Tensor], flow_provider: FlowProvider | None,
                   tbptt: int = 0) -> Iterator[FrameOutput]:
-        """Yield each frame's output for an LR clip (B, T, 3, h, w).
+        """Yield each frame's output for an LR clip (B, T, 3, h, w) or an iterable of LR frames
+        (B, 3, h, w), read one at a time (streaming: the only state kept is the previous output).
 
         `tbptt` > 0 cuts the gradient through the recurrent state every `tbptt` frames;
         0 keeps it over the whole clip.
         """
         prev: torch.Tensor | None = None
-        for t in range(lr.shape[1]):
-            lr_t = lr[:, t]
+        frames = lr.unbind(1) if isinstance(lr, torch.Tensor) else lr
+        for t, lr_t in enumerate(frames):
             warped = None
             if self.recurrent:
                 if prev is None:

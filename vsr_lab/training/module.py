@@ -16,9 +16,12 @@ from torchmetrics import MeanMetric
 from vsr_lab.data.degradations import bicubic_upsample
 from vsr_lab.losses.adversarial import discriminator_loss, generator_adv_loss, r1_penalty
 from vsr_lab.losses.reconstruction import reconstruction_loss
-from vsr_lab.losses.temporal import warp_consistency_loss
+from vsr_lab.losses.temporal import temporal_consistency_loss, warmup_factor
 from vsr_lab.metrics.clip import METRIC_KEYS, clip_metrics
+from vsr_lab.metrics.lpips import load_lpips
+from vsr_lab.metrics.temporal import tlp
 from vsr_lab.models.discriminators import build_discriminator
+from vsr_lab.models.flow.estimators import GroundTruthFlow, build_flow_estimator
 from vsr_lab.models.generator import build_generator
 from vsr_lab.training.schedules import build_scheduler
 
@@ -33,13 +36,17 @@ class VSRModule(L.LightningModule):
         self.cfg: DictConfig = cfg
         self.automatic_optimization = False
         self.generator = build_generator(cfg)
+        self.flow_estimator = build_flow_estimator(cfg.model.flow)  # not a submodule: no weights in checkpoints
         self.critics = torch.nn.ModuleDict()
         for space in CRITICS:
             if self._adv_enabled(space):
                 in_ch = self.generator.latent_channels if space == "latent" else 3
                 self.critics[space] = build_discriminator(in_ch, cfg.discriminator[space])
-        self.val_means = torch.nn.ModuleDict({k: MeanMetric(nan_strategy="ignore") for k in METRIC_KEYS})
-        self.bicubic_means = torch.nn.ModuleDict({k: MeanMetric(nan_strategy="ignore") for k in METRIC_KEYS})
+        # tLP's network (None: tLP skipped), kept out of the module tree so checkpoints hold no LPIPS weights
+        self.__dict__["lpips"] = load_lpips(cfg.metrics.lpips_weights, cfg.metrics.lpips_net)
+        self.metric_keys = METRIC_KEYS + (("tlp",) if self.lpips is not None else ())
+        self.val_means = torch.nn.ModuleDict({k: MeanMetric(nan_strategy="ignore") for k in self.metric_keys})
+        self.bicubic_means = torch.nn.ModuleDict({k: MeanMetric(nan_strategy="ignore") for k in self.metric_keys})
         self._bicubic_logged: set[str] = set()  # the bicubic baseline is scored once per stage
 
     # ----- configuration helpers -------------------------------------------------------------
@@ -73,13 +80,13 @@ class VSRModule(L.LightningModule):
 
     # ----- the recurrence ----------------------------------------------------------------------
     def _flow_provider(self, batch: dict):
-        """Flow from frame t to t-1 on the HR grid, for aligning the previous output."""
+        """Flow from frame t to t-1 on the HR grid, for aligning the previous output: estimated
+        once per batch from the LR frames (`model.flow.estimator`), or the dataset's exact flow."""
         if not self.generator.recurrent:
             return None
-        if "flow_bw" not in batch:
-            raise ValueError("model.flow.estimator 'gt' needs a dataset with flow (the synthetic source)")
-        flow_bw = batch["flow_bw"]
-        return lambda t: flow_bw[:, t - 1]
+        lr = batch["lr"]
+        hr_size = (lr.shape[-2] * self.cfg.data.scale, lr.shape[-1] * self.cfg.data.scale)
+        return self.flow_estimator.flow_provider(batch, hr_size)
 
     def run_clip(self, batch: dict, tbptt: int = 0):
         outs = list(self.generator.iter_clip(batch["lr"], self._flow_provider(batch), tbptt))
@@ -94,11 +101,10 @@ class VSRModule(L.LightningModule):
             losses["reconstruction"] = cfg.reconstruction.weight * reconstruction_loss(
                 hr, gt, cfg.reconstruction.type, cfg.reconstruction.eps)
         if self._temporal_enabled() and hr.shape[1] > 1:
-            if "flow_bw" not in batch:
-                raise ValueError("loss.temporal with flow 'gt' needs a dataset with flow (the synthetic source)")
-            cur, prev = hr[:, 1:].flatten(0, 1), hr[:, :-1].flatten(0, 1)
-            flow, valid = batch["flow_bw"].flatten(0, 1), batch["valid_bw"].flatten(0, 1)
-            losses["temporal"] = cfg.temporal.weight * warp_consistency_loss(cur, prev, flow, valid)
+            source = self.flow_estimator if cfg.temporal.flow == "estimator" else GroundTruthFlow("loss.temporal.flow")
+            flow, valid = source.temporal_flows(batch)
+            weight = cfg.temporal.weight * warmup_factor(self.batches_done, cfg.temporal.warmup_batches)
+            losses["temporal"] = weight * temporal_consistency_loss(hr, gt, flow, valid, cfg.temporal.relative_to_gt)
         fakes = {"latent": latent.flatten(0, 1), "pixel": hr.flatten(0, 1)}
         for space, critic in self.critics.items():
             if self.batches_done >= self.cfg.discriminator[space].start_batch:
@@ -180,6 +186,8 @@ class VSRModule(L.LightningModule):
                 scores = clip_metrics(pred.float().cpu(), batch["gt"][i].float().cpu(),
                                       crop_border=self.cfg.metrics.crop_border,
                                       **{k: v.float().cpu() for k, v in flows.items()})
+                if self.lpips is not None:
+                    scores["tlp"] = tlp(pred.float().cpu(), batch["gt"][i].float().cpu(), self.lpips)
                 for key, value in scores.items():
                     means[key].update(torch.tensor(value, dtype=torch.float32))
         return hr
@@ -190,7 +198,7 @@ class VSRModule(L.LightningModule):
     def _log_means(self) -> None:
         prefix = self._stage_prefix()
         with_bicubic = prefix not in self._bicubic_logged
-        for key in METRIC_KEYS:
+        for key in self.metric_keys:
             self.log(f"{prefix}/{key}", self.val_means[key].compute(), prog_bar=key == "psnr")
             self.val_means[key].reset()
             if with_bicubic:
