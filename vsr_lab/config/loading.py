@@ -24,10 +24,11 @@ EXTENDS_KEY = "extends"
 CHOICES = {
     "data.source": ("synthetic", "folder"),
     "data.degradation.type": ("bicubic",),
-    "model.backbone.preset": ("tiny",),
+    "model.backbone.preset": ("tiny", "sd21"),
     "model.backbone.prediction_type": ("epsilon", "v_prediction"),
     "model.recurrent.init_state": ("bicubic", "zeros"),
-    "model.flow.estimator": ("gt",),
+    "model.flow.estimator": ("gt", "farneback", "dis", "raft"),
+    "model.flow.raft_size": ("small", "large"),
     "model.residual": ("bicubic", "none"),
     "loss.reconstruction.type": ("charbonnier", "l1"),
     "loss.temporal.flow": ("gt", "estimator"),

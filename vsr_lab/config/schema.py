@@ -68,6 +68,14 @@ class BackboneConfig:
     encoder_blocks: int = 2
     decoder_channels: int = 32
     decoder_blocks: int = 2
+    # sd21 preset: entries replacing the SD 2.1-base diffusers configs (models/backbone/sd21.py)
+    sd21_unet: Dict[str, Any] = field(default_factory=dict)
+    sd21_vae: Dict[str, Any] = field(default_factory=dict)
+    sd21_text_encoder: Dict[str, Any] = field(default_factory=dict)
+    # sd21: run a text encoder on the empty prompt at every call (the unpruned pipeline); when
+    # false the context is read from `prompt_embedding` (default <pretrained_path>/prompt_embedding.safetensors)
+    text_encoder: bool = False
+    prompt_embedding: Optional[str] = None
 
 
 @dataclass
@@ -94,6 +102,8 @@ class PruningConfig:
     """Ordered list of pruning stages applied to the backbone."""
 
     stages: List[str] = field(default_factory=list)
+    unet_ratio: float = 0.5      # unet_channels: share of ResNet hidden channels / feed-forward units kept
+    decoder_ratio: float = 0.25  # decoder_channels: share of every VAE decoder width kept
 
 
 @dataclass

@@ -113,6 +113,19 @@ def build_tiny_generator(cfg: DictConfig) -> OneStepVSRGenerator:
 PRESETS: dict[str, Callable[[DictConfig], OneStepVSRGenerator]] = {"tiny": build_tiny_generator}
 
 
+def _build_sd21_generator(cfg: DictConfig) -> OneStepVSRGenerator:
+    from vsr_lab.models.backbone.sd21 import build_sd21_generator  # diffusers VAE + transformers: import on use
+
+    return build_sd21_generator(cfg)
+
+
+PRESETS["sd21"] = _build_sd21_generator
+
+
 def build_generator(cfg: DictConfig) -> OneStepVSRGenerator:
-    """Build the generator described by `cfg.model` (`model.backbone.preset` picks the builder)."""
-    return PRESETS[cfg.model.backbone.preset](cfg)
+    """Build the generator described by `cfg.model` (`model.backbone.preset` picks the builder),
+    then apply `model.pruning.stages` in order."""
+    from vsr_lab.models.pruning import apply_pruning
+
+    generator = PRESETS[cfg.model.backbone.preset](cfg)
+    return apply_pruning(generator, cfg)[0]

@@ -54,9 +54,9 @@ class OneStepUNet(nn.Module):
             self.context = None
 
     def forward(self, z_t: torch.Tensor) -> torch.Tensor:
-        kwargs = {}
+        context = None  # UNet2DConditionModel needs the argument even without cross-attention
         if self.context is not None:
-            kwargs["encoder_hidden_states"] = self.context.expand(z_t.shape[0], -1, -1).to(z_t.dtype)
+            context = self.context.expand(z_t.shape[0], -1, -1).to(z_t.dtype)
         t = torch.full((z_t.shape[0],), self.timestep, device=z_t.device, dtype=torch.long)
-        out = self.unet(z_t, t, **kwargs).sample
+        out = self.unet(z_t, t, encoder_hidden_states=context).sample
         return predict_x0(z_t, out, self.alpha_bar, self.prediction_type)

@@ -1,0 +1,71 @@
+"""Stages that change the function (the pruned model is then trained).
+
+- `cross_attention`: the cross-attention layers (and their norms) go; the UNet runs without a
+  context, so the text encoder or cached prompt goes too.
+- `vae_encoder`: the VAE encoder on the bicubic-upsampled frame is replaced by a light learned
+  encoder working on the LR frame itself (space-to-depth to the latent grid, a few ResNet blocks).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention import BasicTransformerBlock
+from torch import nn
+
+from vsr_lab.models.backbone.sd21 import VAE_FACTOR
+from vsr_lab.models.backbone.tiny import ResStack
+from vsr_lab.models.pruning.base import PruningStage
+from vsr_lab.models.pruning.exact import rebuild_backbone
+
+
+class CrossAttentionStage(PruningStage):
+    name = "cross_attention"
+
+    def apply(self, generator: nn.Module) -> nn.Module:
+        removed = 0
+        for block in generator.backbone.unet.modules():
+            if isinstance(block, BasicTransformerBlock) and block.attn2 is not None:
+                block.attn2 = None
+                block.norm2 = None
+                removed += 1
+        generator.backbone = rebuild_backbone(generator.backbone, None)
+        self.note = f"{removed} cross-attention layers removed"
+        return generator
+
+
+class LightLatentEncoder(nn.Module):
+    """LR frame (+ warped previous output) -> latent, without upsampling the LR frame first."""
+
+    def __init__(self, scale: int, latent_channels: int, hidden: int, blocks: int, recurrent: bool):
+        super().__init__()
+        self.unshuffle = VAE_FACTOR // scale
+        self.recurrent = recurrent
+        in_ch = 3 * self.unshuffle ** 2 + (3 * VAE_FACTOR ** 2 if recurrent else 0)
+        self.body = ResStack(in_ch, hidden, latent_channels, blocks)
+        self.body.conv_out.reset_parameters()  # it replaces the encoder: no zero start
+
+    def forward(self, lr: torch.Tensor, prev_hr: torch.Tensor | None) -> torch.Tensor:
+        x = F.pixel_unshuffle(lr, self.unshuffle) if self.unshuffle > 1 else lr
+        if self.recurrent:
+            if prev_hr is None:
+                raise ValueError("recurrent encoder needs the previous output")
+            x = torch.cat([x, F.pixel_unshuffle(prev_hr, VAE_FACTOR)], dim=1)
+        return self.body(x)
+
+
+class VAEEncoderStage(PruningStage):
+    name = "vae_encoder"
+
+    def __init__(self, hidden: int, blocks: int):
+        self.hidden = hidden
+        self.blocks = blocks
+
+    def apply(self, generator: nn.Module) -> nn.Module:
+        if isinstance(generator.encoder, LightLatentEncoder):
+            self.note = "already replaced"
+            return generator
+        p = next(generator.encoder.parameters())
+        generator.encoder = LightLatentEncoder(generator.scale, generator.latent_channels, self.hidden,
+                                               self.blocks, generator.recurrent).to(p.device, p.dtype)
+        return generator
