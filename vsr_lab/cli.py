@@ -136,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_args(p, config_required=False)
         p.add_argument("--ckpt", help="checkpoint to evaluate (its config is used when --config is absent)")
         p.set_defaults(func=_cmd_evaluate_stage(stage))
+    _add_evaluate_command(sub)
+    from vsr_lab.sweep.commands import add_commands  # ablate, sweep, compare
+
+    add_commands(sub)
+    add_bench_command(sub)
     return parser
 
 

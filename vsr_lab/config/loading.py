@@ -38,6 +38,9 @@ CHOICES = {
     "discriminator.pixel.loss_type": ("hinge", "non_saturating"),
     "optim.scheduler": ("cosine", "constant"),
     "metrics.ewarp_flow": ("gt", "farneback"),
+    "metrics.lpips_net": ("alex", "vgg"),
+    "sweep.sampler": ("tpe", "random", "nsga2", "qmc"),
+    "sweep.pruner": ("median", "hyperband", "none"),
 }
 
 

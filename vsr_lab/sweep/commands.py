@@ -1,0 +1,80 @@
+"""The `ablate`, `sweep` and `compare` subcommands (registered by vsr_lab.cli)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXIT_SOME_FAILED = 1
+
+
+def cmd_ablate(args) -> int:
+    from vsr_lab.sweep.ablation import run_ablation
+
+    result = run_ablation(args.configs, args.seeds, args.overrides, workers=args.workers, name=args.name,
+                          reference=args.reference, out_dir=args.out)
+    print(f"ablation {result.name}: {len(result.ran)} run, {len(result.skipped)} already finished, "
+          f"{len(result.failed)} failed; MLflow parent run {result.parent_run_id}")
+    for pair, error in result.failed.items():
+        print(f"FAILED {Path(pair.config).name} seed {pair.seed}: {error.splitlines()[0]}")
+    print(result.table, end="")
+    return EXIT_SOME_FAILED if result.failed else 0
+
+
+def cmd_sweep(args) -> int:
+    from vsr_lab.sweep.study import run_study
+
+    result = run_study(args.config, args.study, args.trials, args.storage, args.overrides)
+    states = {}
+    for t in result.study.get_trials(deepcopy=False):
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    print(f"study {args.study}: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
+          + f"; MLflow parent run {result.parent_run_id}")
+    print("best trial(s):")
+    print(result.table, end="")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    import tempfile
+
+    from vsr_lab.sweep import comparison
+    from vsr_lab.sweep.mlflow_runs import load_runs
+
+    runs = load_runs(args.tracking_uri, args.experiment, args.runs or (), args.parent)
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = comparison.write_comparison(runs, args.out or tmp, args.reference)
+    print(comparison.markdown_table(summary), end="")
+    if args.out:
+        print(f"tables and plots in {args.out}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ablate", help="run every config x seed as MLflow child runs and compare them")
+    p.add_argument("--configs", required=True, help="glob of config files, e.g. 'ablations/*.yaml' (quote it)")
+    p.add_argument("--seeds", type=int, default=3, help="runs per config (seeds config.seed, +1, ...)")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default: sequential)")
+    p.add_argument("--name", help="ablation name (default: derived from the configs and overrides, so a "
+                                  "re-run resumes)")
+    p.add_argument("--reference", help="config stem the others are compared to (default: full, else the first)")
+    p.add_argument("--out", help="also write the tables and plots to this folder")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dot-list overrides for every run")
+    p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser("sweep", help="Optuna study over the config's `sweep:` search space")
+    p.add_argument("--config", required=True, help="YAML config with a `sweep:` section")
+    p.add_argument("--study", required=True, help="study name; re-running continues it")
+    p.add_argument("--trials", type=int, required=True, help="total trials of the study, over all workers")
+    p.add_argument("--storage", default="sqlite:///optuna.db", help="Optuna RDB storage URL (sqlite, postgresql)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dot-list overrides for every trial")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("compare", help="comparison table and plots of runs read back from MLflow")
+    p.add_argument("--experiment", required=True, help="MLflow experiment name")
+    p.add_argument("--runs", nargs="+", help="run ids (default: all finished runs of the experiment)")
+    p.add_argument("--parent", help="only the children of this ablation/study (name) or parent run id")
+    p.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store (default sqlite:///mlflow.db)")
+    p.add_argument("--reference", help="config the others are compared to (default: full, else the first)")
+    p.add_argument("--out", help="write runs.csv, comparison.csv/.md/.png here")
+    p.set_defaults(func=cmd_compare)

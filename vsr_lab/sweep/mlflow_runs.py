@@ -1,0 +1,163 @@
+"""MLflow bookkeeping for ablations and studies: parent runs, their child runs, runs read back.
+
+An ablation or a study is one parent run; each fit is a child run carrying the parent's id in the
+`mlflow.parentRunId` tag (which is what nests it in the MLflow UI) plus tags that identify the
+work it did, so a re-run can tell finished work from a killed process's leftovers.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Run, RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from vsr_lab.errors import UserError
+from vsr_lab.sweep.locking import sqlite_init_lock
+from vsr_lab.tracking.mlflow_setup import check_tracking_uri
+
+PARENT_KIND_TAG = "vsr_lab.parent"  # "ablation" or "study", set on parent runs only
+GROUP_TAG = "vsr_lab.config"  # config stem: the row a child run belongs to in the comparison
+SEED_TAG = "vsr_lab.seed"
+TRIAL_TAG = "vsr_lab.trial"  # Optuna trial number of a study's child run
+TRIAL_STATE_TAG = "vsr_lab.trial_state"  # COMPLETE or PRUNED
+OBJECTIVES_TAG = "vsr_lab.objectives"  # on a study's parent: "val/ewarp:minimize val/psnr:maximize"
+SKIPPED_METRICS = ("val/batches",)
+SKIPPED_PREFIXES = ("val/bicubic_",)
+_RUN_ID_SUFFIX = re.compile(r"-[0-9a-f]{6}$")
+
+
+def tracking_client(uri: str) -> MlflowClient:
+    """A client whose store exists (its tables created under a lock, see `locking`)."""
+    with sqlite_init_lock(check_tracking_uri(uri)):
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+    return client
+
+
+def experiment_id(client: MlflowClient, name: str, artifact_location: str | None = None, create: bool = True) -> str:
+    """Id of the experiment called `name`; created (like the fit logger would) when asked."""
+    expt = client.get_experiment_by_name(name)
+    if expt is None and create:
+        location = Path(artifact_location).expanduser().resolve().as_uri() if artifact_location else None
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException:  # another worker created it first
+            expt = client.get_experiment_by_name(name)
+    if expt is None:
+        raise UserError(f"MLflow experiment {name!r} not found in {client.tracking_uri}")
+    return expt.experiment_id
+
+
+def _parents(client: MlflowClient, exp_id: str, kind: str, name: str) -> list[Run]:
+    runs = client.search_runs([exp_id], f"tags.`{PARENT_KIND_TAG}` = '{kind}' and tags.`vsr_lab.{kind}` = '{name}'")
+    return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+
+
+def find_or_create_parent(client: MlflowClient, exp_id: str, kind: str, name: str) -> str:
+    """The parent run of ablation/study `name`, created on first use and reopened on re-runs.
+
+    Two workers starting together may both create one; both then keep the earliest and the
+    other is deleted, so every worker logs its children under the same parent.
+    """
+    mine = None
+    if not _parents(client, exp_id, kind, name):
+        mine = client.create_run(exp_id, tags={PARENT_KIND_TAG: kind, f"vsr_lab.{kind}": name,
+                                               MLFLOW_RUN_NAME: f"{kind}-{name}"}).info.run_id
+    parent = _parents(client, exp_id, kind, name)[0].info.run_id
+    if mine is not None and mine != parent:
+        client.delete_run(mine)
+    client.update_run(parent, status=RunStatus.to_string(RunStatus.RUNNING))
+    return parent
+
+
+def find_parent(client: MlflowClient, exp_id: str, name_or_id: str) -> str:
+    """A parent run given by run id, ablation name or study name."""
+    for kind in ("ablation", "study"):
+        found = _parents(client, exp_id, kind, name_or_id)
+        if found:
+            return found[0].info.run_id
+    try:
+        return client.get_run(name_or_id).info.run_id
+    except MlflowException:
+        raise UserError(f"--parent: no ablation, study or run {name_or_id!r} in this experiment") from None
+
+
+def child_runs(client: MlflowClient, exp_id: str, parent_id: str, status: str | None = None) -> list[Run]:
+    query = f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_id}'"
+    if status:
+        query += f" and attributes.status = '{status}'"
+    return client.search_runs([exp_id], query, max_results=50_000)
+
+
+def mark_stale(client: MlflowClient, runs: list[Run], status: str = "KILLED") -> list[str]:
+    """Set runs left RUNNING (by a killed process, or a fit that failed before its trainer
+    started) to `status`, so tables ignore them."""
+    stale = [r.info.run_id for r in runs if r.info.status == "RUNNING"]
+    for run_id in stale:
+        client.set_terminated(run_id, status)
+    return stale
+
+
+def run_group(run: Run) -> str:
+    """The comparison row of a run: its config tag, else its run name without the random suffix."""
+    return run.data.tags.get(GROUP_TAG) or _RUN_ID_SUFFIX.sub("", run.info.run_name or run.info.run_id)
+
+
+def metric_columns(runs: list[Run]) -> list[str]:
+    keys = {k for r in runs for k in r.data.metrics if k.startswith("val/")}
+    keys = {k for k in keys if k not in SKIPPED_METRICS and not k.startswith(SKIPPED_PREFIXES)}
+    order = ["val/psnr", "val/ssim", "val/lpips", "val/ewarp", "val/tof", "val/tlp", "val/flicker"]
+    return [k for k in order if k in keys] + sorted(keys - set(order))
+
+
+def runs_frame(runs: list[Run]) -> pd.DataFrame:
+    """One row per run: run_id, group, seed and the last value of each validation metric."""
+    columns = metric_columns(runs)
+    rows = [{"run_id": r.info.run_id, "group": run_group(r), "seed": r.data.tags.get(SEED_TAG),
+             **{k: r.data.metrics.get(k, float("nan")) for k in columns}} for r in runs]
+    return pd.DataFrame(rows, columns=["run_id", "group", "seed", *columns])
+
+
+def load_runs(tracking_uri: str, experiment: str, run_ids=(), parent: str | None = None) -> pd.DataFrame:
+    """Finished fits of an experiment: the given runs, the children of `parent`, or all non-parents."""
+    client = tracking_client(tracking_uri)
+    exp_id = experiment_id(client, experiment, create=False)
+    if run_ids:
+        try:
+            runs = [client.get_run(r) for r in run_ids]
+        except MlflowException as exc:
+            raise UserError(f"--runs: {exc.message.splitlines()[0]}") from None
+    elif parent:
+        runs = child_runs(client, exp_id, find_parent(client, exp_id, parent), status="FINISHED")
+    else:
+        runs = [r for r in client.search_runs([exp_id], "attributes.status = 'FINISHED'", max_results=50_000)
+                if PARENT_KIND_TAG not in r.data.tags]
+    if not runs:
+        raise UserError(f"no finished runs to compare in MLflow experiment {experiment!r}")
+    return runs_frame(runs)
+
+
+def parent_names(tracking_uri: str, experiment: str, kind: str) -> list[str]:
+    """Names of the ablations or studies of an experiment, most recent first."""
+    client = tracking_client(tracking_uri)
+    exp_id = experiment_id(client, experiment, create=False)
+    runs = client.search_runs([exp_id], f"tags.`{PARENT_KIND_TAG}` = '{kind}'", order_by=["attributes.start_time DESC"])
+    return list(dict.fromkeys(r.data.tags[f"vsr_lab.{kind}"] for r in runs))
+
+
+def study_trials(tracking_uri: str, experiment: str, study: str) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Completed trials of a study (one row per child run) with its objectives and directions."""
+    client = tracking_client(tracking_uri)
+    exp_id = experiment_id(client, experiment, create=False)
+    parent = find_parent(client, exp_id, study)
+    pairs = [p.split(":") for p in client.get_run(parent).data.tags.get(OBJECTIVES_TAG, "").split()]
+    runs = [r for r in child_runs(client, exp_id, parent, status="FINISHED")
+            if r.data.tags.get(TRIAL_STATE_TAG) == "COMPLETE"]
+    frame = runs_frame(runs)
+    frame["trial"] = [int(r.data.tags.get(TRIAL_TAG, -1)) for r in runs]
+    return frame.sort_values("trial").reset_index(drop=True), [o for o, _ in pairs], [d for _, d in pairs]
