@@ -121,3 +121,13 @@ def test_parallel_workers_share_one_sqlite_store(store):
     assert not result.failed and len(result.ran) == 4
     _, children = runs_of(client_for(store), "ablate_par")
     assert sorted(c.info.status for c in children) == ["FINISHED"] * 4
+
+
+def test_configs_take_several_comma_separated_globs():
+    from vsr_lab.errors import UserError
+    from vsr_lab.sweep.ablation import expand_configs
+
+    got = expand_configs(f"{REPO}/ablations/full.yaml, {REPO}/ablations/no_r*.yaml,{REPO}/ablations/full.yaml")
+    assert [p.rsplit("/", 1)[-1] for p in got] == ["full.yaml", "no_recurrence.yaml"]
+    with pytest.raises(UserError, match="nothing_here"):
+        expand_configs(f"{REPO}/ablations/full.yaml,{REPO}/nothing_here/*.yaml")

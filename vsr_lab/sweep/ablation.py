@@ -50,10 +50,16 @@ class AblationResult:
 
 
 def expand_configs(pattern: str) -> list[str]:
-    paths = sorted(str(Path(p).resolve()) for p in glob.glob(pattern) if p.endswith((".yaml", ".yml")))
+    """Config files matching a glob, or several globs separated by commas."""
+    paths: set[str] = set()
+    for part in filter(None, (p.strip() for p in pattern.split(","))):
+        matches = [str(Path(p).resolve()) for p in glob.glob(part) if p.endswith((".yaml", ".yml"))]
+        if not matches:
+            raise UserError(f"--configs: no YAML file matches {part!r}")
+        paths.update(matches)
     if not paths:
         raise UserError(f"--configs: no YAML file matches {pattern!r}")
-    return paths
+    return sorted(paths)
 
 
 def ablation_name(configs: list[str], overrides: list[str]) -> str:

@@ -52,7 +52,8 @@ def cmd_compare(args) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ablate", help="run every config x seed as MLflow child runs and compare them")
-    p.add_argument("--configs", required=True, help="glob of config files, e.g. 'ablations/*.yaml' (quote it)")
+    p.add_argument("--configs", required=True,
+                   help="glob of config files, e.g. 'ablations/*.yaml' (quote it); several globs separated by commas")
     p.add_argument("--seeds", type=int, default=3, help="runs per config (seeds config.seed, +1, ...)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default: sequential)")
     p.add_argument("--name", help="ablation name (default: derived from the configs and overrides, so a "

@@ -110,8 +110,8 @@ def fit(cfg: DictConfig, config_path: str | None = None, ckpt: str | None = None
     meta = read_checkpoint_meta(ckpt) if ckpt else None
     training_epochs(cfg)  # fail on a bad length before anything is created
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = VSRModule(OmegaConf.to_container(cfg, resolve=True))  # bad weights paths fail before a run exists
     run, logger = _start_run(cfg, config_path, meta, tags)
-    module = VSRModule(OmegaConf.to_container(cfg, resolve=True))
     trainer = build_trainer(cfg, run, logger, extra_callbacks)
     trainer.fit(module, VSRDataModule(cfg), ckpt_path=ckpt)
     return trainer, run
@@ -119,8 +119,8 @@ def fit(cfg: DictConfig, config_path: str | None = None, ckpt: str | None = None
 
 def evaluate(cfg: DictConfig, stage: str, ckpt: str | None, config_path: str | None = None) -> dict[str, float]:
     """`validate` or `test` a checkpoint (or the untrained model) and return the logged metrics."""
-    run, logger = _start_run(cfg, config_path, None, tags={"vsr_lab.stage": stage})
     module = VSRModule(OmegaConf.to_container(cfg, resolve=True))
+    run, logger = _start_run(cfg, config_path, None, tags={"vsr_lab.stage": stage})
     trainer = build_trainer(cfg, run, logger)
     run_fn = trainer.validate if stage == "validate" else trainer.test
     results = run_fn(module, datamodule=VSRDataModule(cfg), ckpt_path=ckpt, verbose=True)
