@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from vsr_lab.config import load_config
 from vsr_lab.losses.adversarial import discriminator_loss, generator_adv_loss, r1_penalty
 from vsr_lab.losses.reconstruction import charbonnier
-from vsr_lab.losses.temporal import masked_l1, warp_consistency_loss
+from vsr_lab.losses.temporal import masked_l1, temporal_consistency_loss
 from vsr_lab.models.backbone.one_step import predict_x0, sd_alphas_cumprod
 from vsr_lab.models.discriminators import PatchDiscriminator
 from vsr_lab.models.generator import build_generator
@@ -85,7 +85,8 @@ def test_loss_values_by_hand():
     c = b.clone()
     c[..., 0, 1] = 10.0  # masked out: must not count
     assert math.isclose(masked_l1(a, c, mask).item(), 0.5, rel_tol=1e-6)
-    assert warp_consistency_loss(b, b, torch.zeros(1, 2, 2, 2), torch.ones(1, 1, 2, 2)).item() == 0.0
+    clip = b.expand(2, 3, 2, 2).unsqueeze(0)  # a static clip of 2 frames: no change to penalise
+    assert temporal_consistency_loss(clip, clip, torch.zeros(1, 1, 2, 2, 2), torch.ones(1, 1, 1, 2, 2)).item() == 0.0
     real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.5])
     assert math.isclose(discriminator_loss(real, fake, "hinge").item(), 0.25 + 0.75)
     assert math.isclose(generator_adv_loss(fake, "hinge").item(), 0.75)

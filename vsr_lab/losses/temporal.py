@@ -14,12 +14,6 @@ def masked_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Ten
     return diff.sum() / denom.clamp_min(1.0)
 
 
-def warp_consistency_loss(cur: torch.Tensor, prev: torch.Tensor, flow_cur_to_prev: torch.Tensor,
-                          valid: torch.Tensor) -> torch.Tensor:
-    """Occlusion-masked L1 between frame t and frame t-1 backward-warped to t."""
-    return masked_l1(cur, flow_warp(prev, flow_cur_to_prev), valid)
-
-
 def temporal_consistency_loss(hr: torch.Tensor, gt: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor,
                               relative_to_gt: bool = False) -> torch.Tensor:
     """Masked L1 of the change between output t and output t-1 warped to t, over a clip batch.
