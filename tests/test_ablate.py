@@ -10,8 +10,8 @@ import pytest
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from vsr_lab.cli import main
-from vsr_lab.sweep.ablation import run_ablation
-from vsr_lab.sweep.mlflow_runs import PARENT_KIND_TAG
+from vsr_lab.ablation.runner import run_ablation
+from vsr_lab.tracking.runs import PARENT_KIND_TAG
 
 from conftest import REPO
 from sweep_helpers import client_for, start_cli, store_overrides, wait_for
@@ -125,7 +125,7 @@ def test_parallel_workers_share_one_sqlite_store(store):
 
 def test_configs_take_several_comma_separated_globs():
     from vsr_lab.errors import UserError
-    from vsr_lab.sweep.ablation import expand_configs
+    from vsr_lab.ablation.runner import expand_configs
 
     got = expand_configs(f"{REPO}/ablations/full.yaml, {REPO}/ablations/no_r*.yaml,{REPO}/ablations/full.yaml")
     assert [p.rsplit("/", 1)[-1] for p in got] == ["full.yaml", "no_recurrence.yaml"]

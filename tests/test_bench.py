@@ -12,14 +12,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vsr_lab.bench import format_table, run_bench
 from vsr_lab.cli import main
-from vsr_lab.models.generator import PRESETS
+from vsr_lab.models.build import build_unpruned_generator
 from vsr_lab.models.pruning import frame_flops
 
 
 def test_meta_flop_count_equals_a_real_forward_attention_included():
     """On meta tensors attention runs as bmm and is counted; the CPU's fused SDPA kernel is not counted."""
     torch.manual_seed(0)
-    gen = PRESETS["sd21"](narrow_cfg(text_encoder=True)).eval()
+    gen = build_unpruned_generator(narrow_cfg(text_encoder=True)).eval()
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
         gen.forward_frame(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 64, 64))

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from vsr_lab.cli import main
-from vsr_lab.sweep import comparison
-from vsr_lab.sweep.mlflow_runs import load_runs, study_trials
+from vsr_lab.ablation import comparison
+from vsr_lab.tracking.runs import load_runs, study_trials
 
 from sweep_helpers import fake_store
 

@@ -88,3 +88,27 @@ def test_resolved_yaml_round_trips(tmp_path):
     cfg = load_config(REPO / "ablations" / "no_gan.yaml", ["seed=7"])
     again = load_config(write(tmp_path / "resolved.yaml", to_yaml(cfg)))
     assert flatten(again) == flatten(cfg)
+
+
+def test_choice_lists_come_from_the_registries():
+    """Every name-valued key lists exactly what has registered itself; a new entry is a valid
+    choice with no edit to the config code (adding one is one file plus its test)."""
+    from vsr_lab import registry
+    from vsr_lab.config.loading import allowed_choices, choice_fields
+    from vsr_lab.errors import UserError
+
+    fields = choice_fields()
+    assert allowed_choices(fields["model.flow.estimator"]) == registry.FLOW_ESTIMATORS.names()
+    assert set(registry.FLOW_ESTIMATORS.names()) == {"gt", "farneback", "dis", "raft"}
+    assert set(allowed_choices(fields["model.pruning.stages"])) == {
+        "text_encoder", "time_embedding", "cross_attention", "vae_encoder", "unet_channels", "decoder_channels"}
+    assert set(allowed_choices(fields["model.backbone.preset"])) == {"tiny", "sd21"}
+    assert set(allowed_choices(fields["data.source"])) == {"synthetic", "folder"}
+    assert "model.residual" not in fields  # dead key removed
+    with pytest.raises(UserError, match="key 'model.flow.estimator' must be one of gt, .*; got 'mine'"):
+        load_config(None, ["model.flow.estimator=mine"])
+    registry.FLOW_ESTIMATORS.register("mine")(object)
+    try:
+        assert load_config(None, ["model.flow.estimator=mine"]).model.flow.estimator == "mine"
+    finally:
+        registry.FLOW_ESTIMATORS._entries.pop("mine")

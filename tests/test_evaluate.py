@@ -11,7 +11,7 @@ import torch
 from vsr_lab.cli import main
 from vsr_lab.data.synthetic import SyntheticClipDataset
 from vsr_lab.data.video_io import VideoWriter, write_frame_folder
-from vsr_lab.evaluate import evaluate_folders
+from vsr_lab.score_files import evaluate_folders
 from vsr_lab.metrics.image import PSNR_CAP_DB
 
 T = 5

@@ -20,8 +20,11 @@ from torchvision.models.optical_flow import raft_small
 from vsr_lab.config import load_config
 from vsr_lab.data.synthetic import SyntheticClipDataset
 from vsr_lab.errors import UserError
-from vsr_lab.models.flow.estimators import GroundTruthFlow, OpenCVFlow, RaftFlow, build_flow_estimator
-from vsr_lab.models.flow.warp import fb_consistency_mask, flow_warp, in_view_mask, resize_flow
+from vsr_lab.models.flow import build_flow_estimator
+from vsr_lab.models.flow.ground_truth import GroundTruthFlow
+from vsr_lab.models.flow.opencv import OpenCVFlow
+from vsr_lab.models.flow.raft import RaftFlow
+from vsr_lab.ops.flow import fb_consistency_mask, flow_warp, in_view_mask, resize_flow
 
 
 def _clips(split: str, **motion) -> list[dict]:

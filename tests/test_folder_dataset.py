@@ -7,8 +7,9 @@ import pytest
 import torch
 from skimage import data
 
-from vsr_lab.data.degradations import BicubicDegradation
-from vsr_lab.data.folder_dataset import FolderClipDataset, find_clips
+from vsr_lab.data.clip_paths import find_clips
+from vsr_lab.data.degradations.bicubic import BicubicDegradation
+from vsr_lab.data.folder_dataset import FolderClipDataset
 from vsr_lab.data.video_io import VideoWriter, read_clip, write_frame_folder
 from vsr_lab.errors import UserError
 

@@ -8,11 +8,12 @@ import pytest
 import torch
 from skimage import data
 
-from vsr_lab.metrics.clip import METRIC_KEYS, clip_metrics, mean_over_clips
-from vsr_lab.metrics.image import PSNR_CAP_DB, psnr_per_frame, rgb_to_y, ssim_per_frame
+from vsr_lab.metrics.scoring import METRIC_KEYS, mean_over_clips, quantize, score_clip
+from vsr_lab.metrics.image import PSNR_CAP_DB, psnr_per_frame, ssim_per_frame
+from vsr_lab.models.flow.opencv import OpenCVFlow
+from vsr_lab.ops.color import rgb_to_y
+from vsr_lab.ops.flow import ClipFlow
 from vsr_lab.metrics.temporal import (
-    estimate_flows,
-    farneback_flow,
     flicker,
     tof,
     warping_error,
@@ -104,7 +105,7 @@ def test_farneback_recovers_integer_translation(photo):
     dx, dy = 2, 1
     src = photo[:, 240:240 + S, 240:240 + S]
     dst = photo[:, 240 - dy:240 - dy + S, 240 - dx:240 - dx + S]  # src(x) = dst(x + (dx, dy))
-    flow = farneback_flow(src, dst)
+    flow = OpenCVFlow("farneback").estimate(src[None], dst[None])[0]
     assert flow.shape == (2, S, S) and flow.dtype == torch.float32
     epe = (flow - torch.tensor([dx, dy]).view(2, 1, 1)).norm(dim=0)[8:-8, 8:-8]
     assert epe.mean().item() < 0.3
@@ -112,7 +113,7 @@ def test_farneback_recovers_integer_translation(photo):
 
 def test_estimate_flows_shapes_and_directions(photo):
     clip = translating_clip(photo)
-    flow_fw, flow_bw = estimate_flows(clip)
+    flow_fw, flow_bw = (f[0] for f in OpenCVFlow("farneback").clip_flows(clip[None]))
     assert flow_fw.shape == flow_bw.shape == (T - 1, 2, S, S)
     interior = (slice(None), slice(None), slice(8, -8), slice(8, -8))
     assert flow_fw[interior][:, 0].mean().item() == pytest.approx(1.0, abs=0.1)
@@ -127,7 +128,7 @@ def test_static_clip_scores_zero(photo):
     assert warping_error(clip, torch.zeros(T - 1, 2, S, S)) == pytest.approx(0.0, abs=1e-9)
     # Farneback on two identical frames is not exactly zero (up to 0.14 px in flat areas), so the
     # warping error under estimated flow is ~5e-4, not 0.
-    flow_fw, flow_bw = estimate_flows(clip)
+    flow_fw, flow_bw = (f[0] for f in OpenCVFlow("farneback").clip_flows(clip[None]))
     assert flow_fw.abs().mean().item() < 0.01
     assert warping_error(clip, flow_fw, flow_bw=flow_bw) < 1e-3
     assert tof(clip, clip.clone()) == 0.0
@@ -182,33 +183,37 @@ def test_injected_flicker_worsens_every_temporal_metric(photo):
     # term: tOF rises, but only by a fraction of a pixel (0.10 px measured).
     assert 0.02 < tof(bad, gt) < 0.5
     assert flicker(bad, gt) > 5.0
-    clean, flickery = clip_metrics(gt, gt), clip_metrics(bad, gt)
+    farneback = OpenCVFlow("farneback")
+    clean = score_clip(gt, gt, farneback.ewarp_flow(gt))
+    flickery = score_clip(bad, gt, farneback.ewarp_flow(bad))
     assert flickery["ewarp"] > 10 * clean["ewarp"]  # estimated flow on the scored clip
 
 
 # ---- per clip --------------------------------------------------------------------------------
 
-def test_clip_metrics_keys_values_and_determinism(photo):
+def test_score_clip_keys_values_and_determinism(photo):
     gt = translating_clip(photo)
     bad = with_flicker(gt)
-    scores = clip_metrics(bad, gt, flow_fw=unit_flow(), crop_border=4)
+    scores = score_clip(bad, gt, ClipFlow(unit_flow()), crop_border=4)
     assert tuple(scores) == METRIC_KEYS
     assert all(isinstance(v, float) for v in scores.values())
-    assert scores["psnr"] == pytest.approx(psnr_per_frame(bad, gt, crop_border=4).mean().item())
-    assert scores["ssim"] == pytest.approx(ssim_per_frame(bad, gt, crop_border=4).mean().item())
-    assert scores["ewarp"] == pytest.approx(warping_error(bad, unit_flow()))
-    assert scores["tof"] == tof(bad, gt) and scores["flicker"] == flicker(bad, gt)
-    assert clip_metrics(bad, gt, flow_fw=unit_flow(), crop_border=4) == scores
-    perfect = clip_metrics(gt, gt, flow_fw=unit_flow(), valid_fw=torch.ones(T - 1, 1, S, S))
+    # Scored as 8-bit files store the frames (BasicSR protocol), so `evaluate` on written files agrees.
+    qbad, qgt = quantize(bad), quantize(gt)
+    assert not torch.equal(qbad, bad)
+    assert scores["psnr"] == pytest.approx(psnr_per_frame(qbad, qgt, crop_border=4).mean().item())
+    assert scores["ssim"] == pytest.approx(ssim_per_frame(qbad, qgt, crop_border=4).mean().item())
+    assert scores["ewarp"] == pytest.approx(warping_error(qbad, unit_flow()))
+    assert scores["tof"] == tof(qbad, qgt) and scores["flicker"] == flicker(qbad, qgt)
+    assert score_clip(bad, gt, ClipFlow(unit_flow()), crop_border=4) == scores
+    perfect = score_clip(gt, gt, ClipFlow(unit_flow(), valid_fw=torch.ones(T - 1, 1, S, S)))
     assert perfect["psnr"] == PSNR_CAP_DB and perfect["ssim"] == pytest.approx(1.0)
     assert perfect["ewarp"] > 0.0  # the last column samples the border: not masked by valid_fw
-    with pytest.raises(ValueError, match="pass flow_fw"):
-        clip_metrics(gt, gt, valid_fw=torch.ones(T - 1, 1, S, S))
+    assert math.isnan(score_clip(gt, gt, None)["ewarp"])  # no flow given: no E*warp, not a guess
 
 
 def test_single_frame_clip_has_nan_temporal_scores(photo):
     frame = photo[None, :, :S, :S]
-    scores = clip_metrics(frame, frame.clone())
+    scores = score_clip(frame, frame.clone(), None)
     assert scores["psnr"] == PSNR_CAP_DB
     assert all(math.isnan(scores[k]) for k in ("ewarp", "tof", "flicker"))
 

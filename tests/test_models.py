@@ -14,7 +14,7 @@ from vsr_lab.losses.reconstruction import charbonnier
 from vsr_lab.losses.temporal import masked_l1, temporal_consistency_loss
 from vsr_lab.models.backbone.one_step import predict_x0, sd_alphas_cumprod
 from vsr_lab.models.discriminators import PatchDiscriminator
-from vsr_lab.models.generator import build_generator
+from vsr_lab.models.build import build_generator
 
 from conftest import TINY_OVERRIDES
 

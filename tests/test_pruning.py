@@ -12,7 +12,7 @@ from sd21_narrow import ALL_STAGES, narrow_cfg
 
 from vsr_lab.errors import UserError
 from vsr_lab.models.backbone.sd21 import TextConditionedUNet
-from vsr_lab.models.generator import PRESETS, build_generator
+from vsr_lab.models.build import build_generator, build_unpruned_generator
 from vsr_lab.models.pruning import apply_pruning
 from vsr_lab.models.pruning.channels import keep_whole_groups
 from vsr_lab.models.pruning.exact import NoTimeEmbedding
@@ -24,7 +24,7 @@ LR_HW = (16, 16)
 @pytest.fixture(scope="module")
 def unpruned():
     torch.manual_seed(0)
-    return PRESETS["sd21"](narrow_cfg()).eval()
+    return build_unpruned_generator(narrow_cfg()).eval()
 
 
 def _frame(gen, seed=1):
@@ -138,7 +138,7 @@ def test_keep_whole_groups_picks_the_highest_scoring_groups():
 
 
 def test_bad_stage_lists_are_one_error_naming_the_key():
-    with pytest.raises(UserError, match="model.pruning.stages: unknown stage 'vae'"):
+    with pytest.raises(UserError, match="key 'model.pruning.stages': 'vae' is not one of .*unet_channels"):
         build_generator(narrow_cfg(stages=["vae"]))
     with pytest.raises(UserError, match="listed twice"):
         build_generator(narrow_cfg(stages=["text_encoder", "text_encoder"]))

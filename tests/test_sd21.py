@@ -20,7 +20,7 @@ from vsr_lab.models.backbone.sd21 import (
     unet_config,
     vae_config,
 )
-from vsr_lab.models.generator import build_generator
+from vsr_lab.models.build import build_generator
 from vsr_lab.models.pruning import frame_flops, inference_parameters
 from vsr_lab.models.pruning.structural import LightLatentEncoder
 

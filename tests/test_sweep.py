@@ -13,8 +13,8 @@ from optuna.trial import TrialState
 
 from vsr_lab.cli import main
 from vsr_lab.config import load_config
-from vsr_lab.sweep.mlflow_runs import PARENT_KIND_TAG
-from vsr_lab.sweep.study import BatchPruning
+from vsr_lab.tracking.runs import PARENT_KIND_TAG
+from vsr_lab.studies.study import BatchPruning
 from vsr_lab.training.runner import fit
 
 from conftest import REPO

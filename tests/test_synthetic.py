@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from vsr_lab.data.degradations import BicubicDegradation, bicubic_downsample, bicubic_upsample
+from vsr_lab.data.degradations.bicubic import BicubicDegradation
+from vsr_lab.ops.resize import bicubic_downsample, bicubic_upsample
 from vsr_lab.data.synthetic import (
     TRAIN_PHOTOS,
     VAL_PHOTOS,

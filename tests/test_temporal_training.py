@@ -16,7 +16,7 @@ from vsr_lab.errors import UserError
 from vsr_lab.losses.temporal import temporal_consistency_loss, warmup_factor
 from vsr_lab.metrics.lpips import load_lpips
 from vsr_lab.metrics.temporal import tlp
-from vsr_lab.models.generator import build_generator
+from vsr_lab.models.build import build_generator
 from vsr_lab.training.runner import fit
 
 from conftest import REPO, TINY_OVERRIDES

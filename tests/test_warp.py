@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vsr_lab.data.synthetic import SyntheticClipDataset
-from vsr_lab.models.flow.warp import fb_consistency_mask, flow_warp, in_view_mask, resize_flow
+from vsr_lab.ops.flow import fb_consistency_mask, flow_warp, in_view_mask, resize_flow
 
 
 def _masked_mae(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:

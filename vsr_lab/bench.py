@@ -30,7 +30,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vsr_lab.errors import UserError
-from vsr_lab.models.generator import PRESETS
+from vsr_lab.models.build import build_unpruned_generator
 from vsr_lab.models.pruning import apply_pruning, frame_flops, inference_parameters
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -135,7 +135,7 @@ def run_bench(cfg: DictConfig, config_path: str, resolution: int = 256, frames: 
     lr_size = resolution // scale
     lr = torch.rand(1, frames, 3, lr_size, lr_size, generator=torch.Generator().manual_seed(seed))
 
-    model = PRESETS[cfg.model.backbone.preset](cfg)
+    model = build_unpruned_generator(cfg)
     baseline = measure(model, lr, dev, DTYPES[dtype], warmup, repeats)
     model, reports = apply_pruning(model, cfg, (lr_size, lr_size))
     _release_memory()

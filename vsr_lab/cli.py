@@ -72,7 +72,7 @@ def _cmd_evaluate_stage(stage: str) -> Callable:
 
 
 def cmd_evaluate(args) -> int:
-    from vsr_lab.evaluate import evaluate_folders, format_table, write_json
+    from vsr_lab.score_files import evaluate_folders, format_table, write_json
 
     result = evaluate_folders(args.pred, args.gt, args.flow, args.raft_weights, args.raft_size,
                               args.lpips_weights, args.lpips_net, args.crop_border, args.y_channel)
@@ -88,8 +88,8 @@ def _add_evaluate_command(sub) -> None:
     p.add_argument("--pred", required=True, help="output clip (video or frame folder) or folder of clips")
     p.add_argument("--gt", required=True, help="ground-truth clip or folder of clips (same names)")
     p.add_argument("--json", help="write per-clip and mean scores to this JSON file")
-    p.add_argument("--flow", default="farneback", choices=("farneback", "dis", "raft"),
-                   help="flow estimated on the output for E*warp (default farneback)")
+    p.add_argument("--flow", default="farneback",
+                   help="flow estimator run on the output for E*warp: farneback (default), dis or raft")
     p.add_argument("--raft-weights", help="local RAFT state dict (for --flow raft)")
     p.add_argument("--raft-size", default="small", choices=("small", "large"))
     p.add_argument("--lpips-weights", help="local torchvision backbone weights for LPIPS (enables tLP)")
@@ -137,9 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--ckpt", help="checkpoint to evaluate (its config is used when --config is absent)")
         p.set_defaults(func=_cmd_evaluate_stage(stage))
     _add_evaluate_command(sub)
-    from vsr_lab.sweep.commands import add_commands  # ablate, sweep, compare
+    from vsr_lab.ablation.commands import add_commands as add_ablation_commands  # ablate, compare
+    from vsr_lab.studies.commands import add_commands as add_study_commands  # sweep
 
-    add_commands(sub)
+    add_ablation_commands(sub)
+    add_study_commands(sub)
     add_bench_command(sub)
     return parser
 

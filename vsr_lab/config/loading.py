@@ -8,6 +8,7 @@ file (or "command line") it came from.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -19,30 +20,6 @@ from vsr_lab.config.schema import VSRConfig
 from vsr_lab.errors import UserError
 
 EXTENDS_KEY = "extends"
-
-# Keys whose value must be one of a few names; checked after merging.
-CHOICES = {
-    "data.source": ("synthetic", "folder"),
-    "data.degradation.type": ("bicubic",),
-    "model.backbone.preset": ("tiny", "sd21"),
-    "model.backbone.prediction_type": ("epsilon", "v_prediction"),
-    "model.recurrent.init_state": ("bicubic", "zeros"),
-    "model.flow.estimator": ("gt", "farneback", "dis", "raft"),
-    "model.flow.raft_size": ("small", "large"),
-    "model.residual": ("bicubic", "none"),
-    "loss.reconstruction.type": ("charbonnier", "l1"),
-    "loss.temporal.flow": ("gt", "estimator"),
-    "discriminator.latent.norm": ("spectral", "none"),
-    "discriminator.pixel.norm": ("spectral", "none"),
-    "discriminator.latent.loss_type": ("hinge", "non_saturating"),
-    "discriminator.pixel.loss_type": ("hinge", "non_saturating"),
-    "optim.scheduler": ("cosine", "constant"),
-    "metrics.ewarp_flow": ("gt", "farneback"),
-    "metrics.lpips_net": ("alex", "vgg"),
-    "sweep.sampler": ("tpe", "random", "nsga2", "qmc"),
-    "sweep.pruner": ("median", "hyperband", "none"),
-}
-
 
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
@@ -103,11 +80,36 @@ def parse_overrides(overrides: Iterable[str]) -> DictConfig:
         raise UserError(f"command line: {_describe(exc)}") from None
 
 
+def choice_fields(cls=VSRConfig, prefix: str = "") -> dict[str, dict]:
+    """Dotted key -> field metadata, for every schema field whose value is a name from a set."""
+    out: dict[str, dict] = {}
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        if "choices" in f.metadata or "registry" in f.metadata:
+            out[key] = dict(f.metadata)
+        elif isinstance(f.type, type) and dataclasses.is_dataclass(f.type):
+            out.update(choice_fields(f.type, key + "."))
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+            if dataclasses.is_dataclass(value):
+                out.update(choice_fields(type(value), key + "."))
+    return out
+
+
+def allowed_choices(meta: dict) -> tuple[str, ...]:
+    return tuple(meta["registry"].names()) if "registry" in meta else tuple(meta["choices"])
+
+
 def validate_choices(cfg: DictConfig, source: str = "config") -> None:
-    for key, allowed in CHOICES.items():
+    """Every name-valued key holds one of its allowed names (a registry's entries or a fixed set)."""
+    for key, meta in choice_fields().items():
         value = OmegaConf.select(cfg, key)
-        if value not in allowed:
-            raise UserError(f"{source}: key '{key}' must be one of {', '.join(allowed)}; got {value!r}")
+        allowed = allowed_choices(meta)
+        for item in (value if meta.get("each") else [value]):
+            if item not in allowed and meta.get("each"):
+                raise UserError(f"{source}: key '{key}': {item!r} is not one of {', '.join(allowed)}")
+            if item not in allowed:
+                raise UserError(f"{source}: key '{key}' must be one of {', '.join(allowed)}; got {item!r}")
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:

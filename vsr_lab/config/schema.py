@@ -10,6 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from vsr_lab import registry as reg
+
+
+def one_of(default: str, *options: str):
+    """A field whose value must be one of a fixed set of names, declared here next to the field."""
+    return field(default=default, metadata={"choices": options})
+
+
+def registered(default, registry: reg.Registry, each: bool = False):
+    """A field naming an entry of `registry` (`each`: a list of such names); the allowed names
+    are whatever has registered itself, so adding an entry needs no edit here."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"registry": registry, "each": each})
+    return field(default=default, metadata={"registry": registry, "each": each})
+
 
 @dataclass
 class MotionConfig:
@@ -24,14 +39,14 @@ class MotionConfig:
 class DegradationConfig:
     """How LR frames are made from HR frames (only `bicubic` so far)."""
 
-    type: str = "bicubic"
+    type: str = registered("bicubic", reg.DEGRADATIONS)
 
 
 @dataclass
 class DataConfig:
     """Where clips come from: `synthetic` (built-in sample clips with exact flow) or `folder`."""
 
-    source: str = "synthetic"
+    source: str = registered("synthetic", reg.DATA_SOURCES)
     scale: int = 4
     num_frames: int = 5
     hr_size: int = 64
@@ -55,10 +70,10 @@ class DataConfig:
 class BackboneConfig:
     """The one-step diffusion backbone (encoder -> UNet at a fixed timestep -> decoder)."""
 
-    preset: str = "tiny"
+    preset: str = registered("tiny", reg.GENERATOR_PRESETS)
     pretrained_path: Optional[str] = None
     timestep: int = 100
-    prediction_type: str = "epsilon"
+    prediction_type: str = one_of("epsilon", "epsilon", "v_prediction")
     block_out_channels: List[int] = field(default_factory=lambda: [32, 64])
     layers_per_block: int = 1
     attention_head_dim: int = 8
@@ -83,7 +98,7 @@ class RecurrentConfig:
     """Frame t sees the previous output warped to t (`enabled`)."""
 
     enabled: bool = True
-    init_state: str = "bicubic"
+    init_state: str = one_of("bicubic", "bicubic", "zeros")
     tbptt: int = 0
 
 
@@ -92,16 +107,16 @@ class FlowConfig:
     """Flow used to align the previous output inside the generator (estimated on LR frames, so it
     works at inference; `gt` is the sample clips' exact flow). RAFT reads a local weights file."""
 
-    estimator: str = "gt"
+    estimator: str = registered("gt", reg.FLOW_ESTIMATORS)
     raft_weights: Optional[str] = None
-    raft_size: str = "small"
+    raft_size: str = one_of("small", "small", "large")
 
 
 @dataclass
 class PruningConfig:
     """Ordered list of pruning stages applied to the backbone."""
 
-    stages: List[str] = field(default_factory=list)
+    stages: List[str] = registered([], reg.PRUNING_STAGES, each=True)
     unet_ratio: float = 0.5      # unet_channels: share of ResNet hidden channels / feed-forward units kept
     decoder_ratio: float = 0.25  # decoder_channels: share of every VAE decoder width kept
 
@@ -112,14 +127,13 @@ class ModelConfig:
     recurrent: RecurrentConfig = field(default_factory=RecurrentConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     pruning: PruningConfig = field(default_factory=PruningConfig)
-    residual: str = "bicubic"
 
 
 @dataclass
 class ReconstructionLossConfig:
     enabled: bool = True
     weight: float = 1.0
-    type: str = "charbonnier"
+    type: str = registered("charbonnier", reg.RECONSTRUCTION_LOSSES)
     eps: float = 1e-3
 
 
@@ -134,7 +148,7 @@ class TemporalLossConfig:
 
     enabled: bool = True
     weight: float = 0.2
-    flow: str = "gt"
+    flow: str = one_of("gt", "gt", "estimator")
     relative_to_gt: bool = False
     warmup_batches: int = 0
 
@@ -161,8 +175,8 @@ class DiscriminatorConfig:
 
     channels: int = 32
     num_layers: int = 3
-    norm: str = "spectral"
-    loss_type: str = "hinge"
+    norm: str = one_of("spectral", "spectral", "none")
+    loss_type: str = registered("hinge", reg.ADVERSARIAL_LOSSES)
     r1_weight: float = 0.0
     lr: float = 2e-4
     start_batch: int = 0
@@ -181,7 +195,7 @@ class OptimConfig:
     lr: float = 1e-3
     betas: List[float] = field(default_factory=lambda: [0.9, 0.99])
     weight_decay: float = 0.0
-    scheduler: str = "cosine"
+    scheduler: str = registered("cosine", reg.LR_SCHEDULES)
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
 
@@ -219,10 +233,10 @@ class TrackingConfig:
 class MetricsConfig:
     """Validation metrics; `ewarp_flow`: `gt` (dataset flow when present) or `farneback`."""
 
-    ewarp_flow: str = "gt"
+    ewarp_flow: str = one_of("gt", "gt", "farneback")
     crop_border: int = 0
     lpips_weights: Optional[str] = None  # torchvision ImageNet weights of the LPIPS backbone (tLP)
-    lpips_net: str = "alex"
+    lpips_net: str = one_of("alex", "alex", "vgg")
 
 
 @dataclass
@@ -249,8 +263,8 @@ class SweepConfig:
 
     objectives: List[str] = field(default_factory=lambda: ["val/psnr"])
     directions: List[str] = field(default_factory=lambda: ["maximize"])
-    sampler: str = "tpe"
-    pruner: str = "median"
+    sampler: str = registered("tpe", reg.STUDY_SAMPLERS)
+    pruner: str = registered("median", reg.STUDY_PRUNERS)
     pruner_warmup_batches: int = 0
     seed: Optional[int] = None
     heartbeat_interval: int = 30

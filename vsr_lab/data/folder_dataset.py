@@ -15,33 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vsr_lab.data.degradations import BicubicDegradation
-from vsr_lab.data.video_io import clip_info, is_video_file, read_clip
+from vsr_lab.data.degradations.bicubic import BicubicDegradation
+from vsr_lab.data.clip_paths import find_clips
+from vsr_lab.data.video_io import clip_info, read_clip
 from vsr_lab.errors import UserError
+from vsr_lab.registry import DATA_SOURCES
 
 SPLITS = ("train", "val")
-
-
-def find_clips(root: str | os.PathLike) -> dict[str, Path]:
-    """Clip name -> path for each sub-folder and video file of `root`, sorted by name.
-
-    A clip's name is its folder name or its video file's stem, so a paired tree may store the
-    same clip in the other form.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise UserError(f"clip root folder not found: {root}")
-    clips: dict[str, Path] = {}
-    for path in sorted(root.iterdir()):
-        if path.name.startswith(".") or not (path.is_dir() or is_video_file(path)):
-            continue
-        name = path.name if path.is_dir() else path.stem
-        if name in clips:
-            raise UserError(f"two clips named {name!r} in {root}: {clips[name].name} and {path.name}")
-        clips[name] = path
-    if not clips:
-        raise UserError(f"no clips (frame sub-folders or video files) in {root}")
-    return clips
 
 
 class FolderClipDataset(torch.utils.data.Dataset):
@@ -141,3 +121,19 @@ class FolderClipDataset(torch.utils.data.Dataset):
         if lr is None:
             lr = self.degradation(gt, rng)
         return {"lr": lr.contiguous(), "gt": gt.contiguous(), "name": self.names[index]}
+
+
+@DATA_SOURCES.register("folder")
+def build_folder(cfg, split: str, degradation) -> FolderClipDataset:
+    """`data.source: folder`: clips under `data.root` (train) or `data.val_root` (val, test)."""
+    d = cfg.data
+    train = split == "train"
+    root, lr_root = (d.root, d.lr_root) if train else (d.val_root, d.val_lr_root)
+    key = "data.root" if train else "data.val_root"
+    if not root:
+        raise UserError(f"config: data.source is 'folder' but {key} is not set")
+    return FolderClipDataset(
+        root, num_frames=d.num_frames if train else d.val_frames, scale=d.scale,
+        crop_size=d.hr_size if train else None, split="train" if train else "val",
+        degradation=degradation, lr_root=lr_root, seed=d.seed,
+    )

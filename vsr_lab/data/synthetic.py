@@ -25,8 +25,10 @@ import torch.nn.functional as F
 from skimage import data as skdata
 from torchvision.transforms.v2.functional import gaussian_blur
 
-from vsr_lab.data.degradations import BicubicDegradation, bicubic_upsample
-from vsr_lab.models.flow.warp import in_view_mask
+from vsr_lab.data.degradations.bicubic import BicubicDegradation
+from vsr_lab.ops.flow import in_view_mask
+from vsr_lab.ops.resize import bicubic_upsample
+from vsr_lab.registry import DATA_SOURCES
 
 # name -> (loader, central crop side or None, downscale factor); all files ship in the wheel.
 _PHOTO_SOURCES: dict[str, tuple[Callable[[], np.ndarray], int | None, int]] = {
@@ -235,3 +237,25 @@ def lr_detail(gt: torch.Tensor, lr: torch.Tensor) -> float:
     at 50+ dB for bicubic, dominate PSNR averages over clips, so the dataset redraws them.
     """
     return float((gt - bicubic_upsample(lr, gt.shape[-1] // lr.shape[-1])).abs().mean())
+
+
+# Seed offset that makes the synthetic test clips independent of the validation clips.
+TEST_SEED_OFFSET = 1000
+
+
+@DATA_SOURCES.register("synthetic")
+def build_synthetic(cfg, split: str, degradation) -> SyntheticClipDataset:
+    """`data.source: synthetic`: the built-in sample clips of `split` (train / val / test)."""
+    d = cfg.data
+    train = split == "train"
+    return SyntheticClipDataset(
+        split="train" if train else "val",
+        num_clips=d.train_clips if train else d.val_clips,
+        num_frames=d.num_frames if train else d.val_frames,
+        hr_size=d.hr_size if train else d.val_hr_size,
+        scale=d.scale,
+        seed=d.seed + (TEST_SEED_OFFSET if split == "test" else 0),
+        degradation=degradation,
+        max_shift=d.motion.max_shift, max_zoom=d.motion.max_zoom,
+        max_rotation_deg=d.motion.max_rotation_deg, min_detail=d.min_detail,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vsr_lab.models.flow.warp import flow_warp
+from vsr_lab.ops.flow import flow_warp
 
 
 def masked_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

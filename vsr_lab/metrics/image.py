@@ -14,6 +14,8 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
+from vsr_lab.ops.color import rgb_to_y
+
 # A frame equal to its ground truth has infinite PSNR, which would make the clip mean (and a sweep
 # objective built on it) inf. Per-frame PSNR is capped here instead: 100 dB is an MSE of 1e-10,
 # far below the ~59 dB floor of 8-bit quantisation, so it still reads as "identical".
@@ -27,16 +29,6 @@ def check_clips(pred: torch.Tensor, gt: torch.Tensor) -> None:
             raise ValueError(f"{name} must be a (T, 3, H, W) clip, got shape {tuple(clip.shape)}")
     if pred.shape != gt.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and gt {tuple(gt.shape)} differ in shape")
-
-
-def rgb_to_y(frames: torch.Tensor) -> torch.Tensor:
-    """BT.601 luma of RGB `frames` (..., 3, H, W) in [0, 1], studio range [16/255, 235/255].
-
-    Same coefficients as BasicSR's `rgb2ycbcr(y_only=True)`, so Y-channel scores compare with
-    published tables. Returns (..., 1, H, W).
-    """
-    r, g, b = frames.unbind(dim=-3)
-    return ((65.481 * r + 128.553 * g + 24.966 * b + 16.0) / 255.0).unsqueeze(-3)
 
 
 def _prepare(pred: torch.Tensor, gt: torch.Tensor, crop_border: int, y_channel: bool):

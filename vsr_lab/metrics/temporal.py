@@ -2,11 +2,10 @@
 
 Clips are (T, 3, H, W) float tensors in [0, 1]; every metric looks at consecutive frame pairs,
 and lower is better for all of them. A clip of fewer than two frames has no pair and scores nan.
-Flow sources: `farneback_flow`, `estimate_flows` and `tof` use OpenCV Farneback on grayscale
-uint8 frames with TecoGAN's parameters (RESEARCH.md, "Temporal-consistency metrics"); it needs
-no learned weights. `warping_error` uses whatever flow it is given; `flicker` and `tlp`
-(LPIPS) use none.
-Flows follow `vsr_lab.models.flow.warp`: flow_fw[t] maps frame t to t + 1, on frame t's grid.
+Flow sources: `tof` uses OpenCV Farneback on grayscale uint8 frames with TecoGAN's parameters
+(RESEARCH.md, "Temporal-consistency metrics"); it needs no learned weights. `warping_error` uses
+whatever flow its caller gives it; `flicker` and `tlp` (LPIPS) use none.
+Flows follow `vsr_lab.ops.flow`: flow_fw[t] maps frame t to t + 1, on frame t's grid.
 """
 
 from __future__ import annotations
@@ -14,61 +13,17 @@ from __future__ import annotations
 import math
 from itertools import pairwise
 
-import cv2
 import numpy as np
 import torch
 
 from vsr_lab.metrics.image import check_clips
-from vsr_lab.models.flow.warp import fb_consistency_mask, flow_warp, in_view_mask
-
-# pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags (TecoGAN's tOF settings).
-FARNEBACK_PARAMS = (0.5, 3, 15, 3, 5, 1.2, 0)
-
-
-def _gray_u8(frames: torch.Tensor) -> list[np.ndarray]:
-    """(T, 3, H, W) in [0, 1] -> T grayscale uint8 images, as TecoGAN feeds Farneback."""
-    rgb = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-    rgb = rgb.permute(0, 2, 3, 1).cpu().numpy()
-    return [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in rgb]
-
-
-def _farneback(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """(H, W, 2) flow from gray `src` to gray `dst`: src(x) ~ dst(x + flow(x))."""
-    return cv2.calcOpticalFlowFarneback(src, dst, None, *FARNEBACK_PARAMS)
-
+from vsr_lab.ops.color import gray_u8
+from vsr_lab.ops.farneback import farneback
+from vsr_lab.ops.flow import fb_consistency_mask, flow_warp, in_view_mask
 
 def _pair_flows(gray: list[np.ndarray]) -> np.ndarray:
     """(T-1, H, W, 2) Farneback flows from each frame to the next."""
-    return np.stack([_farneback(a, b) for a, b in pairwise(gray)])
-
-
-def _to_torch_flow(flow: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(flow).movedim(-1, -3).contiguous()  # (..., H, W, 2) -> (..., 2, H, W)
-
-
-def farneback_flow(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
-    """Farneback flow (2, H, W), in pixels, from frame `src` (3, H, W) to frame `dst`, on CPU.
-
-    Warping `dst` with it (`flow_warp`) aligns `dst` to `src`.
-    """
-    if src.dim() != 3 or src.shape[0] != 3 or src.shape != dst.shape:
-        raise ValueError(f"src and dst must be (3, H, W) frames of one shape, got {tuple(src.shape)} "
-                         f"and {tuple(dst.shape)}")
-    gray = _gray_u8(torch.stack((src, dst)))
-    return _to_torch_flow(_farneback(gray[0], gray[1]))
-
-
-def estimate_flows(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Farneback flows of a clip (T, 3, H, W): (flow_fw, flow_bw), each (T-1, 2, H, W), on CPU.
-
-    flow_fw[t] maps frame t to t + 1 (on frame t's grid), flow_bw[t] maps t + 1 to t.
-    """
-    if frames.dim() != 4 or frames.shape[1] != 3 or frames.shape[0] < 2:
-        raise ValueError(f"frames must be a (T, 3, H, W) clip with T >= 2, got {tuple(frames.shape)}")
-    gray = _gray_u8(frames)
-    flow_fw = _to_torch_flow(_pair_flows(gray))
-    flow_bw = _to_torch_flow(np.stack([_farneback(b, a) for a, b in pairwise(gray)]))
-    return flow_fw, flow_bw
+    return np.stack([farneback(a, b) for a, b in pairwise(gray)])
 
 
 def warping_error(frames: torch.Tensor, flow_fw: torch.Tensor, valid: torch.Tensor | None = None,
@@ -116,7 +71,7 @@ def tof(pred: torch.Tensor, gt: torch.Tensor) -> float:
     check_clips(pred, gt)
     if pred.shape[0] < 2:
         return math.nan
-    diff = _pair_flows(_gray_u8(pred)) - _pair_flows(_gray_u8(gt))
+    diff = _pair_flows(gray_u8(pred)) - _pair_flows(gray_u8(gt))
     return float(np.linalg.norm(diff, axis=-1).mean())
 
 

@@ -2,7 +2,9 @@
 
 At frame t the encoder also sees the previous output warped to frame t (when recurrent), so
 training, validation and inference share one recurrence. `iter_clip` keeps only the previous
-output as state, so inference memory does not grow with clip length.
+output as state, so inference memory does not grow with clip length. The presets that assemble
+it live in `models/backbone/` (registered in `GENERATOR_PRESETS`); `models/build.py` builds one
+from a config and applies the pruning stages.
 """
 
 from __future__ import annotations
@@ -11,14 +13,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 import torch
-from omegaconf import DictConfig
 from torch import nn
 
-from vsr_lab.data.degradations import bicubic_upsample
-from vsr_lab.models.backbone.one_step import OneStepUNet, sd_alphas_cumprod
-from vsr_lab.models.backbone.tiny import (TinyDecoder, TinyEncoder, build_tiny_unet,
-                                          tiny_reference_latent)
-from vsr_lab.models.flow.warp import flow_warp
+from vsr_lab.ops.flow import flow_warp
+from vsr_lab.ops.resize import bicubic_upsample
 
 # flow_provider(t) -> flow from frame t to frame t-1 on frame t's HR grid, (B, 2, H, W)
 FlowProvider = Callable[[int], torch.Tensor]
@@ -31,11 +29,15 @@ class FrameOutput:
 
 
 class OneStepVSRGenerator(nn.Module):
-    def __init__(self, encoder: nn.Module, backbone: OneStepUNet, decoder: nn.Module, scale: int,
+    """Encoder (LR frame + warped previous output -> z_t), one-step backbone (z_t -> x0 latent),
+    decoder (x0 -> HR frame). `latent_factor`: HR pixels per latent cell along each side."""
+
+    def __init__(self, encoder: nn.Module, backbone: nn.Module, decoder: nn.Module, scale: int,
                  recurrent: bool, init_state: str, reference_encoder: Callable[[torch.Tensor], torch.Tensor],
-                 latent_channels: int):
+                 latent_channels: int, latent_factor: int):
         super().__init__()
         self.latent_channels = latent_channels
+        self.latent_factor = latent_factor
         self.encoder = encoder
         self.backbone = backbone
         self.decoder = decoder
@@ -86,46 +88,3 @@ class OneStepVSRGenerator(nn.Module):
     def forward(self, lr: torch.Tensor, flow_provider: FlowProvider | None = None) -> torch.Tensor:
         """(B, T, 3, h, w) -> (B, T, 3, H, W)."""
         return torch.stack([o.hr for o in self.iter_clip(lr, flow_provider)], dim=1)
-
-
-def build_tiny_generator(cfg: DictConfig) -> OneStepVSRGenerator:
-    """The CPU-sized preset (see backbone/tiny.py)."""
-    b = cfg.model.backbone
-    scale = cfg.data.scale
-    recurrent = cfg.model.recurrent.enabled
-    alphas = sd_alphas_cumprod()
-    latent_ch = 3 * scale * scale
-    unet = build_tiny_unet(latent_ch, list(b.block_out_channels), b.layers_per_block,
-                           b.attention_head_dim, b.cross_attention_dim)
-    # The "empty prompt" of the tiny preset: a fixed random embedding (seeded, not trained).
-    context = torch.randn(1, b.context_tokens, b.cross_attention_dim,
-                          generator=torch.Generator().manual_seed(1234))
-    backbone = OneStepUNet(unet, context, b.timestep, b.prediction_type, alphas)
-    encoder = TinyEncoder(scale, b.encoder_channels, b.encoder_blocks, recurrent, float(alphas[b.timestep]))
-    decoder = TinyDecoder(scale, b.decoder_channels, b.decoder_blocks)
-    return OneStepVSRGenerator(encoder, backbone, decoder, scale, recurrent,
-                               cfg.model.recurrent.init_state,
-                               reference_encoder=lambda hr: tiny_reference_latent(hr, scale),
-                               latent_channels=latent_ch)
-
-
-# model.backbone.preset -> builder; each preset module adds its own entry here.
-PRESETS: dict[str, Callable[[DictConfig], OneStepVSRGenerator]] = {"tiny": build_tiny_generator}
-
-
-def _build_sd21_generator(cfg: DictConfig) -> OneStepVSRGenerator:
-    from vsr_lab.models.backbone.sd21 import build_sd21_generator  # diffusers VAE + transformers: import on use
-
-    return build_sd21_generator(cfg)
-
-
-PRESETS["sd21"] = _build_sd21_generator
-
-
-def build_generator(cfg: DictConfig) -> OneStepVSRGenerator:
-    """Build the generator described by `cfg.model` (`model.backbone.preset` picks the builder),
-    then apply `model.pruning.stages` in order."""
-    from vsr_lab.models.pruning import apply_pruning
-
-    generator = PRESETS[cfg.model.backbone.preset](cfg)
-    return apply_pruning(generator, cfg)[0]

@@ -13,16 +13,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MeanMetric
 
-from vsr_lab.data.degradations import bicubic_upsample
 from vsr_lab.losses.adversarial import discriminator_loss, generator_adv_loss, r1_penalty
 from vsr_lab.losses.reconstruction import reconstruction_loss
 from vsr_lab.losses.temporal import temporal_consistency_loss, warmup_factor
-from vsr_lab.metrics.clip import METRIC_KEYS, clip_metrics
 from vsr_lab.metrics.lpips import load_lpips
-from vsr_lab.metrics.temporal import tlp
+from vsr_lab.metrics.scoring import METRIC_KEYS, score_clip
+from vsr_lab.models.build import build_generator
 from vsr_lab.models.discriminators import build_discriminator
-from vsr_lab.models.flow.estimators import GroundTruthFlow, build_flow_estimator
-from vsr_lab.models.generator import build_generator
+from vsr_lab.models.flow import build_flow_estimator
+from vsr_lab.models.flow.ground_truth import GroundTruthFlow
+from vsr_lab.ops.flow import ClipFlow
+from vsr_lab.ops.resize import bicubic_upsample
 from vsr_lab.training.schedules import build_scheduler
 
 CRITICS = ("latent", "pixel")
@@ -36,7 +37,9 @@ class VSRModule(L.LightningModule):
         self.cfg: DictConfig = cfg
         self.automatic_optimization = False
         self.generator = build_generator(cfg)
-        self.flow_estimator = build_flow_estimator(cfg.model.flow)  # not a submodule: no weights in checkpoints
+        # Flow estimators are not submodules: no flow weights in checkpoints.
+        self.flow_estimator = build_flow_estimator(cfg.model.flow)
+        self.ewarp_estimator = build_flow_estimator(cfg.model.flow, "farneback")
         self.critics = torch.nn.ModuleDict()
         for space in CRITICS:
             if self._adv_enabled(space):
@@ -179,18 +182,21 @@ class VSRModule(L.LightningModule):
         if self._stage_prefix() not in self._bicubic_logged:
             pairs.append((bicubic, self.bicubic_means))
         for i in range(hr.shape[0]):
-            flows = {k: batch[k][i] for k in ("flow_fw", "flow_bw", "valid_fw")
-                     if k in batch and self.cfg.metrics.ewarp_flow == "gt"}
             for preds, means in pairs:
                 pred = preds[i]
-                scores = clip_metrics(pred.float().cpu(), batch["gt"][i].float().cpu(),
-                                      crop_border=self.cfg.metrics.crop_border,
-                                      **{k: v.float().cpu() for k, v in flows.items()})
-                if self.lpips is not None:
-                    scores["tlp"] = tlp(pred.float().cpu(), batch["gt"][i].float().cpu(), self.lpips)
+                scores = score_clip(pred, batch["gt"][i], self._ewarp_flow(batch, i, pred), self.lpips,
+                                    crop_border=self.cfg.metrics.crop_border)
                 for key, value in scores.items():
                     means[key].update(torch.tensor(value, dtype=torch.float32))
         return hr
+
+    def _ewarp_flow(self, batch: dict, i: int, pred: torch.Tensor) -> ClipFlow:
+        """E*warp's flow for clip i: the dataset's exact flow with `metrics.ewarp_flow: gt` when the
+        batch has it, else Farneback on the scored clip with the forward-backward test."""
+        if self.cfg.metrics.ewarp_flow == "gt" and "flow_fw" in batch:
+            return ClipFlow(batch["flow_fw"][i].float(), batch["valid_fw"][i].float(), batch["flow_bw"][i].float(),
+                            source="exact (dataset)")
+        return self.ewarp_estimator.ewarp_flow(pred.float())
 
     def _stage_prefix(self) -> str:
         return "test" if self.trainer.testing else "val"

@@ -23,6 +23,8 @@ from torch import nn
 
 from vsr_lab.errors import UserError
 from vsr_lab.models.backbone.one_step import OneStepUNet, predict_x0, sd_alphas_cumprod
+from vsr_lab.models.generator import OneStepVSRGenerator
+from vsr_lab.registry import GENERATOR_PRESETS
 
 SCALING_FACTOR = 0.18215  # SD 1.x/2.x VAE latent scaling
 VAE_FACTOR = 8            # latent = image / 8 per side
@@ -307,10 +309,9 @@ def build_sd21_modules(b: DictConfig) -> tuple[UNet2DConditionModel, Autoencoder
     return unet, vae
 
 
-def build_sd21_generator(cfg: DictConfig):
+@GENERATOR_PRESETS.register("sd21")
+def build_sd21_generator(cfg: DictConfig) -> OneStepVSRGenerator:
     """The unpruned one-step SD 2.1 generator (pruning stages are applied by the caller)."""
-    from vsr_lab.models.generator import OneStepVSRGenerator
-
     b = cfg.model.backbone
     scale = cfg.data.scale
     if VAE_FACTOR % scale:
@@ -332,5 +333,6 @@ def build_sd21_generator(cfg: DictConfig):
     decoder = SD21Decoder(vae.decoder, vae.post_quant_conv)
     reference = FrozenReference(copy.deepcopy(vae_enc))
     return OneStepVSRGenerator(encoder, backbone, decoder, scale, recurrent, cfg.model.recurrent.init_state,
-                               reference_encoder=reference, latent_channels=latent_ch)
+                               reference_encoder=reference, latent_channels=latent_ch,
+                               latent_factor=VAE_FACTOR)
 

@@ -15,7 +15,12 @@ import torch
 import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 from diffusers.models.resnet import ResnetBlock2D
+from omegaconf import DictConfig
 from torch import nn
+
+from vsr_lab.models.backbone.one_step import OneStepUNet, sd_alphas_cumprod
+from vsr_lab.models.generator import OneStepVSRGenerator
+from vsr_lab.registry import GENERATOR_PRESETS
 
 
 def _groups(channels: int) -> int:
@@ -101,3 +106,25 @@ def build_tiny_unet(latent_channels: int, block_out_channels, layers_per_block: 
 def tiny_reference_latent(hr: torch.Tensor, scale: int) -> torch.Tensor:
     """The latent of a real HR frame in the tiny preset's space (what the latent critic sees as real)."""
     return F.pixel_unshuffle(hr, scale)
+
+
+@GENERATOR_PRESETS.register("tiny")
+def build_tiny_generator(cfg: DictConfig) -> OneStepVSRGenerator:
+    """The CPU-sized preset (see backbone/tiny.py)."""
+    b = cfg.model.backbone
+    scale = cfg.data.scale
+    recurrent = cfg.model.recurrent.enabled
+    alphas = sd_alphas_cumprod()
+    latent_ch = 3 * scale * scale
+    unet = build_tiny_unet(latent_ch, list(b.block_out_channels), b.layers_per_block,
+                           b.attention_head_dim, b.cross_attention_dim)
+    # The "empty prompt" of the tiny preset: a fixed random embedding (seeded, not trained).
+    context = torch.randn(1, b.context_tokens, b.cross_attention_dim,
+                          generator=torch.Generator().manual_seed(1234))
+    backbone = OneStepUNet(unet, context, b.timestep, b.prediction_type, alphas)
+    encoder = TinyEncoder(scale, b.encoder_channels, b.encoder_blocks, recurrent, float(alphas[b.timestep]))
+    decoder = TinyDecoder(scale, b.decoder_channels, b.decoder_blocks)
+    return OneStepVSRGenerator(encoder, backbone, decoder, scale, recurrent,
+                               cfg.model.recurrent.init_state,
+                               reference_encoder=lambda hr: tiny_reference_latent(hr, scale),
+                               latent_channels=latent_ch, latent_factor=scale)

@@ -1,4 +1,8 @@
-"""Pruning stages for the one-step generator, applied in the order of `model.pruning.stages`."""
+"""Pruning stages for the one-step generator, applied in the order of `model.pruning.stages`.
+
+Each stage class registers itself in `vsr_lab.registry.PRUNING_STAGES` where it is defined
+(exact.py, structural.py, channels.py); the config's allowed names come from that registry.
+"""
 
 from __future__ import annotations
 
@@ -12,46 +16,24 @@ from vsr_lab.models.pruning.base import (
     frame_flops,
     inference_parameters,
 )
-from vsr_lab.models.pruning.channels import DecoderChannelsStage, UNetChannelsStage
-from vsr_lab.models.pruning.exact import TextEncoderStage, TimeEmbeddingStage
-from vsr_lab.models.pruning.structural import CrossAttentionStage, VAEEncoderStage
-
-STAGE_NAMES = ("text_encoder", "time_embedding", "cross_attention", "vae_encoder", "unet_channels",
-               "decoder_channels")
-SD_ONLY = ("vae_encoder", "decoder_channels")  # they act on the SD VAE
-
-
-def build_stage(name: str, cfg: DictConfig) -> PruningStage:
-    p, b = cfg.model.pruning, cfg.model.backbone
-    if name == "text_encoder":
-        return TextEncoderStage()
-    if name == "time_embedding":
-        return TimeEmbeddingStage()
-    if name == "cross_attention":
-        return CrossAttentionStage()
-    if name == "vae_encoder":
-        return VAEEncoderStage(b.encoder_channels, b.encoder_blocks)
-    if name == "unet_channels":
-        return UNetChannelsStage(p.unet_ratio)
-    if name == "decoder_channels":
-        return DecoderChannelsStage(p.decoder_ratio)
-    raise UserError(f"model.pruning.stages: unknown stage {name!r}; choose from {', '.join(STAGE_NAMES)}")
+from vsr_lab.registry import PRUNING_STAGES
 
 
 def build_stages(cfg: DictConfig) -> list[PruningStage]:
     names = list(cfg.model.pruning.stages)
     for name in names:
-        if name not in STAGE_NAMES:
-            raise UserError(f"model.pruning.stages: unknown stage {name!r}; choose from {', '.join(STAGE_NAMES)}")
-        if name in SD_ONLY and cfg.model.backbone.preset != "sd21":
-            raise UserError(f"model.pruning.stages: {name!r} needs model.backbone.preset=sd21")
+        if name not in PRUNING_STAGES:
+            raise UserError(f"model.pruning.stages: unknown stage {name!r}; choose from {', '.join(PRUNING_STAGES)}")
+        presets = PRUNING_STAGES.get(name).presets
+        if presets is not None and cfg.model.backbone.preset not in presets:
+            raise UserError(f"model.pruning.stages: {name!r} needs model.backbone.preset={'|'.join(presets)}")
     if len(set(names)) != len(names):
         raise UserError(f"model.pruning.stages: a stage is listed twice: {names}")
     for key in ("unet_ratio", "decoder_ratio"):
         ratio = cfg.model.pruning[key]
         if not 0 < ratio <= 1:
             raise UserError(f"model.pruning.{key} must be in (0, 1]; got {ratio}")
-    return [build_stage(n, cfg) for n in names]
+    return [PRUNING_STAGES.get(n).from_config(cfg) for n in names]
 
 
 def apply_pruning(generator: nn.Module, cfg: DictConfig,
@@ -65,7 +47,6 @@ def apply_pruning(generator: nn.Module, cfg: DictConfig,
 
 
 __all__ = [
-    "STAGE_NAMES",
     "PruningStage",
     "StageReport",
     "apply_pruning",

@@ -65,6 +65,12 @@ class PruningStage:
 
     name: str = ""
     exact: bool = False
+    presets: tuple[str, ...] | None = None  # the generator presets it applies to (None: all)
+
+    @classmethod
+    def from_config(cls, cfg) -> "PruningStage":
+        """The stage with its options read from the config (stages without options ignore it)."""
+        return cls()
 
     def apply(self, generator: nn.Module) -> nn.Module:
         raise NotImplementedError

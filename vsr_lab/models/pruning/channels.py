@@ -26,6 +26,7 @@ from diffusers.models.upsampling import Upsample2D
 from torch import nn
 
 from vsr_lab.models.pruning.base import PruningStage
+from vsr_lab.registry import PRUNING_STAGES
 
 
 def keep_whole_groups(score: torch.Tensor, groups: int, ratio: float) -> torch.Tensor:
@@ -97,8 +98,13 @@ def _check_ratio(name: str, ratio: float) -> None:
         raise ValueError(f"{name}: ratio must be in (0, 1]; got {ratio}")
 
 
+@PRUNING_STAGES.register("unet_channels")
 class UNetChannelsStage(PruningStage):
     name = "unet_channels"
+
+    @classmethod
+    def from_config(cls, cfg) -> "UNetChannelsStage":
+        return cls(cfg.model.pruning.unet_ratio)
 
     def __init__(self, ratio: float):
         _check_ratio(self.name, ratio)
@@ -117,8 +123,14 @@ class UNetChannelsStage(PruningStage):
         return generator
 
 
+@PRUNING_STAGES.register("decoder_channels")
 class DecoderChannelsStage(PruningStage):
     name = "decoder_channels"
+    presets = ("sd21",)  # it slims the SD VAE decoder
+
+    @classmethod
+    def from_config(cls, cfg) -> "DecoderChannelsStage":
+        return cls(cfg.model.pruning.decoder_ratio)
 
     def __init__(self, ratio: float):
         _check_ratio(self.name, ratio)

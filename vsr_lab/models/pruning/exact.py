@@ -14,6 +14,7 @@ from torch import nn
 
 from vsr_lab.models.backbone.one_step import OneStepUNet, sd_alphas_cumprod
 from vsr_lab.models.pruning.base import PruningStage
+from vsr_lab.registry import PRUNING_STAGES
 
 
 def rebuild_backbone(old: OneStepUNet, context: torch.Tensor | None) -> OneStepUNet:
@@ -23,6 +24,7 @@ def rebuild_backbone(old: OneStepUNet, context: torch.Tensor | None) -> OneStepU
     return new
 
 
+@PRUNING_STAGES.register("text_encoder")
 class TextEncoderStage(PruningStage):
     name = "text_encoder"
     exact = True
@@ -43,6 +45,7 @@ class NoTimeEmbedding(nn.Module):
         return None
 
 
+@PRUNING_STAGES.register("time_embedding")
 class TimeEmbeddingStage(PruningStage):
     name = "time_embedding"
     exact = True

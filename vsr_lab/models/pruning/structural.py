@@ -13,12 +13,13 @@ import torch.nn.functional as F
 from diffusers.models.attention import BasicTransformerBlock
 from torch import nn
 
-from vsr_lab.models.backbone.sd21 import VAE_FACTOR
 from vsr_lab.models.backbone.tiny import ResStack
 from vsr_lab.models.pruning.base import PruningStage
 from vsr_lab.models.pruning.exact import rebuild_backbone
+from vsr_lab.registry import PRUNING_STAGES
 
 
+@PRUNING_STAGES.register("cross_attention")
 class CrossAttentionStage(PruningStage):
     name = "cross_attention"
 
@@ -37,11 +38,13 @@ class CrossAttentionStage(PruningStage):
 class LightLatentEncoder(nn.Module):
     """LR frame (+ warped previous output) -> latent, without upsampling the LR frame first."""
 
-    def __init__(self, scale: int, latent_channels: int, hidden: int, blocks: int, recurrent: bool):
+    def __init__(self, scale: int, latent_channels: int, latent_factor: int, hidden: int, blocks: int,
+                 recurrent: bool):
         super().__init__()
-        self.unshuffle = VAE_FACTOR // scale
+        self.unshuffle = latent_factor // scale
+        self.latent_factor = latent_factor
         self.recurrent = recurrent
-        in_ch = 3 * self.unshuffle ** 2 + (3 * VAE_FACTOR ** 2 if recurrent else 0)
+        in_ch = 3 * self.unshuffle ** 2 + (3 * latent_factor ** 2 if recurrent else 0)
         self.body = ResStack(in_ch, hidden, latent_channels, blocks)
         self.body.conv_out.reset_parameters()  # it replaces the encoder: no zero start
 
@@ -50,12 +53,18 @@ class LightLatentEncoder(nn.Module):
         if self.recurrent:
             if prev_hr is None:
                 raise ValueError("recurrent encoder needs the previous output")
-            x = torch.cat([x, F.pixel_unshuffle(prev_hr, VAE_FACTOR)], dim=1)
+            x = torch.cat([x, F.pixel_unshuffle(prev_hr, self.latent_factor)], dim=1)
         return self.body(x)
 
 
+@PRUNING_STAGES.register("vae_encoder")
 class VAEEncoderStage(PruningStage):
     name = "vae_encoder"
+    presets = ("sd21",)  # it replaces the SD VAE encoder
+
+    @classmethod
+    def from_config(cls, cfg) -> "VAEEncoderStage":
+        return cls(cfg.model.backbone.encoder_channels, cfg.model.backbone.encoder_blocks)
 
     def __init__(self, hidden: int, blocks: int):
         self.hidden = hidden
@@ -66,6 +75,7 @@ class VAEEncoderStage(PruningStage):
             self.note = "already replaced"
             return generator
         p = next(generator.encoder.parameters())
-        generator.encoder = LightLatentEncoder(generator.scale, generator.latent_channels, self.hidden,
-                                               self.blocks, generator.recurrent).to(p.device, p.dtype)
+        generator.encoder = LightLatentEncoder(generator.scale, generator.latent_channels,
+                                               generator.latent_factor, self.hidden, self.blocks,
+                                               generator.recurrent).to(p.device, p.dtype)
         return generator

@@ -23,13 +23,14 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
+from vsr_lab.ablation import comparison
 from vsr_lab.config.loading import load_config
 from vsr_lab.errors import UserError
-from vsr_lab.sweep import comparison
-from vsr_lab.sweep.locking import sqlite_init_lock
-from vsr_lab.sweep.mlflow_runs import (GROUP_TAG, OBJECTIVES_TAG, TRIAL_STATE_TAG, TRIAL_TAG, child_runs,
-                                       experiment_id, find_or_create_parent, tracking_client)
-from vsr_lab.sweep.search_space import SearchParam, override, parse_search_space
+from vsr_lab.tracking.locking import sqlite_init_lock
+from vsr_lab.registry import STUDY_PRUNERS, STUDY_SAMPLERS
+from vsr_lab.studies.search_space import SearchParam, override, parse_search_space
+from vsr_lab.tracking.runs import (GROUP_TAG, OBJECTIVES_TAG, TRIAL_STATE_TAG, TRIAL_TAG, child_runs,
+                                   experiment_id, find_or_create_parent, mark_stale, tracking_client)
 
 STUDY_TAG = "vsr_lab.study"
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -80,18 +81,6 @@ def open_storage(url: str, heartbeat_interval: int, grace_period: int) -> RDBSto
     except Exception as exc:  # driver missing, bad URL, unreachable server, unwritable file
         raise UserError(f"--storage: cannot open {shown!r} ({exc.__class__.__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
-
-
-def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    return {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, constant_liar=True),
-            "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-            "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
-            "qmc": lambda: optuna.samplers.QMCSampler(seed=seed)}[name]()
-
-
-def make_pruner(name: str) -> optuna.pruners.BasePruner:
-    return {"median": optuna.pruners.MedianPruner, "hyperband": optuna.pruners.HyperbandPruner,
-            "none": optuna.pruners.NopPruner}[name]()
 
 
 def counted_trials(study: optuna.Study) -> int:
@@ -178,19 +167,11 @@ def _history_figure(frame: pd.DataFrame, objective: str, direction: str) -> Figu
     return fig
 
 
-def _markdown(frame: pd.DataFrame) -> str:
-    head = list(frame.columns)
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for _, row in frame.iterrows():
-        lines.append("| " + " | ".join(f"{v:.5g}" if isinstance(v, float) else str(v) for v in row) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def log_study_summary(client, parent: str, study: optuna.Study, objectives: list[str], directions: list[str]) -> str:
     """Trials table, best trial(s) / Pareto front table and plot, as artifacts of the parent run."""
     frame = trials_frame(study, objectives)
     best = _best(study, frame)
-    table = _markdown(best.drop(columns=["state"]))
+    table = comparison.frame_markdown(best.drop(columns=["state"]))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         frame.to_csv(out / "trials.csv", index=False)
@@ -221,9 +202,9 @@ def run_study(config_path: str, study_name: str, n_trials: int, storage_url: str
     objectives, directions = list(s.objectives), list(s.directions)
     storage = open_storage(storage_url, s.heartbeat_interval, s.grace_period)
     study = optuna.create_study(storage=storage, study_name=study_name, directions=directions,
-                                pruner=make_pruner(s.pruner), load_if_exists=True)
+                                pruner=STUDY_PRUNERS.get(s.pruner)(), load_if_exists=True)
     # Offset by the trials so far: a continued study must not replay the first samples.
-    study.sampler = make_sampler(s.sampler, None if s.seed is None else s.seed + len(study.trials))
+    study.sampler = STUDY_SAMPLERS.get(s.sampler)(None if s.seed is None else s.seed + len(study.trials))
     if [d.name.lower() for d in study.directions] != directions:
         raise UserError(f"--study {study_name!r} exists with directions "
                         f"{[d.name.lower() for d in study.directions]}, but the config asks for {directions}")
@@ -252,6 +233,5 @@ def run_study(config_path: str, study_name: str, n_trials: int, storage_url: str
 def _mark_dead_children(client, exp_id: str, parent: str, study: optuna.Study) -> None:
     """Child runs left RUNNING by a killed worker (their trial no longer runs) become KILLED."""
     running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    for run in child_runs(client, exp_id, parent, status="RUNNING"):
-        if int(run.data.tags.get(TRIAL_TAG, -1)) not in running:
-            client.set_terminated(run.info.run_id, "KILLED")
+    mark_stale(client, child_runs(client, exp_id, parent, status="RUNNING"),
+               alive=lambda run: int(run.data.tags.get(TRIAL_TAG, -1)) in running)

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from vsr_lab.errors import UserError
 
 META_COLUMNS = ("run_id", "group", "seed")
-LOWER_IS_BETTER = ("val/ewarp", "val/tof", "val/flicker", "val/lpips", "val/tlp")
+LOWER_IS_BETTER = ("val/ewarp", "val/tof", "val/flicker", "val/tlp")
 
 
 def metrics_of(runs: pd.DataFrame) -> list[str]:
@@ -51,20 +51,33 @@ def summarize(runs: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
     return out
 
 
+def markdown_rows(head: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table of already formatted cells."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines) + "\n"
+
+
+def frame_markdown(frame: pd.DataFrame) -> str:
+    """A data frame as a Markdown table (floats to 5 significant digits)."""
+    rows = [[f"{v:.5g}" if isinstance(v, float) else str(v) for v in row] for _, row in frame.iterrows()]
+    return markdown_rows(list(frame.columns), rows)
+
+
 def markdown_table(summary: pd.DataFrame, digits: int = 4) -> str:
     """`mean +- std` and the difference to the reference, one row per config."""
     metrics, ref = summary.attrs["metrics"], summary.attrs["reference"]
     head = ["config", "n"] + [f"{m}{' (lower better)' if m in LOWER_IS_BETTER else ''}" for m in metrics] \
         + [f"delta {m}" for m in metrics]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for config, row in summary.iterrows():
         cells = [f"{config}{' (ref)' if config == ref else ''}", str(int(row["n"]))]
         for m in metrics:
             mean, std = row[f"{m} mean"], row[f"{m} std"]
             cells.append(f"{mean:.{digits}f}" + ("" if np.isnan(std) else f" +- {std:.{digits}f}"))
         cells += [f"{row[f'{m} delta']:+.{digits}f}" for m in metrics]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append(cells)
+    return markdown_rows(head, rows)
 
 
 def bar_charts(summary: pd.DataFrame) -> Figure:

@@ -21,8 +21,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from vsr_lab.config.loading import load_config
 from vsr_lab.errors import UserError
-from vsr_lab.sweep import comparison
-from vsr_lab.sweep.mlflow_runs import (GROUP_TAG, SEED_TAG, child_runs, experiment_id, find_or_create_parent,
+from vsr_lab.ablation import comparison
+from vsr_lab.tracking.runs import (GROUP_TAG, SEED_TAG, child_runs, experiment_id, find_or_create_parent,
                                        mark_stale, runs_frame, tracking_client)
 
 ABLATION_TAG = "vsr_lab.ablation"

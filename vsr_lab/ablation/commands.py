@@ -1,4 +1,4 @@
-"""The `ablate`, `sweep` and `compare` subcommands (registered by vsr_lab.cli)."""
+"""The `ablate` and `compare` subcommands (registered by vsr_lab.cli)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ EXIT_SOME_FAILED = 1
 
 
 def cmd_ablate(args) -> int:
-    from vsr_lab.sweep.ablation import run_ablation
+    from vsr_lab.ablation.runner import run_ablation
 
     result = run_ablation(args.configs, args.seeds, args.overrides, workers=args.workers, name=args.name,
                           reference=args.reference, out_dir=args.out)
@@ -21,25 +21,11 @@ def cmd_ablate(args) -> int:
     return EXIT_SOME_FAILED if result.failed else 0
 
 
-def cmd_sweep(args) -> int:
-    from vsr_lab.sweep.study import run_study
-
-    result = run_study(args.config, args.study, args.trials, args.storage, args.overrides)
-    states = {}
-    for t in result.study.get_trials(deepcopy=False):
-        states[t.state.name] = states.get(t.state.name, 0) + 1
-    print(f"study {args.study}: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
-          + f"; MLflow parent run {result.parent_run_id}")
-    print("best trial(s):")
-    print(result.table, end="")
-    return 0
-
-
 def cmd_compare(args) -> int:
     import tempfile
 
-    from vsr_lab.sweep import comparison
-    from vsr_lab.sweep.mlflow_runs import load_runs
+    from vsr_lab.ablation import comparison
+    from vsr_lab.tracking.runs import load_runs
 
     runs = load_runs(args.tracking_uri, args.experiment, args.runs or (), args.parent)
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,14 +48,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="also write the tables and plots to this folder")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dot-list overrides for every run")
     p.set_defaults(func=cmd_ablate)
-
-    p = sub.add_parser("sweep", help="Optuna study over the config's `sweep:` search space")
-    p.add_argument("--config", required=True, help="YAML config with a `sweep:` section")
-    p.add_argument("--study", required=True, help="study name; re-running continues it")
-    p.add_argument("--trials", type=int, required=True, help="total trials of the study, over all workers")
-    p.add_argument("--storage", default="sqlite:///optuna.db", help="Optuna RDB storage URL (sqlite, postgresql)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="dot-list overrides for every trial")
-    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("compare", help="comparison table and plots of runs read back from MLflow")
     p.add_argument("--experiment", required=True, help="MLflow experiment name")

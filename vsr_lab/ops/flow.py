@@ -1,4 +1,4 @@
-"""Backward warping, flow resizing and the forward-backward occlusion test.
+"""Backward warping, flow resizing and the forward-backward occlusion test (pure tensor functions).
 
 Conventions (shared by training, metrics and inference):
 - a flow is a (B, 2, H, W) tensor of pixel displacements (dx, dy), defined on the grid of the
@@ -9,6 +9,8 @@ Conventions (shared by training, metrics and inference):
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -63,3 +65,18 @@ def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
     scale = torch.tensor([size[1] / w, size[0] / h], dtype=flow.dtype, device=flow.device)
     return out * scale.view(1, 2, 1, 1)
+
+
+@dataclass
+class ClipFlow:
+    """The motion of a clip of T frames, for E*warp: `flow_fw[t]` maps frame t to t+1 (T-1, 2, H, W).
+
+    Validity: `valid_fw` (T-1, 1, H, W) when known (exact flow), else the forward-backward test
+    with `flow_bw` (t+1 -> t) when given, else the pixels whose flow stays in view.
+    `source` says where the flow came from (written next to the scores).
+    """
+
+    flow_fw: torch.Tensor
+    valid_fw: torch.Tensor | None = None
+    flow_bw: torch.Tensor | None = None
+    source: str = ""

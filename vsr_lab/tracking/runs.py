@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 from mlflow import MlflowClient
@@ -17,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from vsr_lab.errors import UserError
-from vsr_lab.sweep.locking import sqlite_init_lock
+from vsr_lab.tracking.locking import sqlite_init_lock
 from vsr_lab.tracking.mlflow_setup import check_tracking_uri
 
 PARENT_KIND_TAG = "vsr_lab.parent"  # "ablation" or "study", set on parent runs only
@@ -94,10 +95,11 @@ def child_runs(client: MlflowClient, exp_id: str, parent_id: str, status: str | 
     return client.search_runs([exp_id], query, max_results=50_000)
 
 
-def mark_stale(client: MlflowClient, runs: list[Run], status: str = "KILLED") -> list[str]:
+def mark_stale(client: MlflowClient, runs: list[Run], status: str = "KILLED",
+               alive: Callable[[Run], bool] = lambda run: False) -> list[str]:
     """Set runs left RUNNING (by a killed process, or a fit that failed before its trainer
-    started) to `status`, so tables ignore them."""
-    stale = [r.info.run_id for r in runs if r.info.status == "RUNNING"]
+    started) to `status`, so tables ignore them; `alive(run)` spares runs still at work."""
+    stale = [r.info.run_id for r in runs if r.info.status == "RUNNING" and not alive(r)]
     for run_id in stale:
         client.set_terminated(run_id, status)
     return stale
@@ -111,7 +113,7 @@ def run_group(run: Run) -> str:
 def metric_columns(runs: list[Run]) -> list[str]:
     keys = {k for r in runs for k in r.data.metrics if k.startswith("val/")}
     keys = {k for k in keys if k not in SKIPPED_METRICS and not k.startswith(SKIPPED_PREFIXES)}
-    order = ["val/psnr", "val/ssim", "val/lpips", "val/ewarp", "val/tof", "val/tlp", "val/flicker"]
+    order = ["val/psnr", "val/ssim", "val/ewarp", "val/tof", "val/tlp", "val/flicker"]
     return [k for k in order if k in keys] + sorted(keys - set(order))
 
 

@@ -1,4 +1,4 @@
-"""Score any method's output on disk against ground truth: `python -m vsr_lab evaluate`.
+"""Score output files on disk against ground-truth files: `python -m vsr_lab evaluate`.
 
 `--pred` and `--gt` are each one clip (a video file or a folder of frames) or a folder of clips
 (sub-folders of frames and/or video files, matched by name: `000.mp4` pairs with `000/`).
@@ -14,39 +14,24 @@ import json
 import math
 from pathlib import Path
 
-import torch
+from omegaconf import OmegaConf
 
-from vsr_lab.data.video_io import IMAGE_EXTENSIONS, clip_info, is_video_file, read_clip
+from vsr_lab.data.clip_paths import clips_at
+from vsr_lab.data.video_io import clip_info, read_clip
 from vsr_lab.errors import UserError
-from vsr_lab.metrics.clip import clip_metrics, mean_over_clips
 from vsr_lab.metrics.lpips import load_lpips
-from vsr_lab.metrics.temporal import tlp
-from vsr_lab.models.flow.estimators import FlowEstimator, OpenCVFlow, RaftFlow
+from vsr_lab.metrics.scoring import mean_over_clips, score_clip
+from vsr_lab.models.flow import FlowEstimator, build_flow_estimator
+from vsr_lab.registry import FLOW_ESTIMATORS
 
-EWARP_FLOWS = ("farneback", "dis", "raft")
 
-
-def find_clips(path: str | Path) -> dict[str, Path]:
-    """{name: clip path}: one clip (video file or frame folder), or each clip inside a folder."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"not found: {path}")
-    if is_video_file(path):
-        return {path.stem: path}
-    if not path.is_dir():
-        raise UserError(f"not a video file or a folder: {path}")
-    entries = sorted(path.iterdir())
-    if any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in entries):
-        return {path.name: path}
-    clips = {p.stem if p.is_file() else p.name: p for p in entries if p.is_dir() or is_video_file(p)}
-    if not clips:
-        raise UserError(f"no clips in {path}: expected frames, sub-folders of frames or video files")
-    return clips
+# Flows that can be estimated on files on disk (not the dataset's exact flow).
+EWARP_FLOWS = tuple(n for n in FLOW_ESTIMATORS if n != "gt")
 
 
 def pair_clips(pred: str | Path, gt: str | Path) -> list[tuple[str, Path, Path]]:
     """(name, pred clip, gt clip) for every GT clip; both sides must hold the same clip names."""
-    preds, gts = find_clips(pred), find_clips(gt)
+    preds, gts = clips_at(pred), clips_at(gt)
     if len(preds) == len(gts) == 1:
         (name, p), (_, g) = next(iter(preds.items())), next(iter(gts.items()))
         return [(name, p, g)]
@@ -66,25 +51,9 @@ def _check_same_shape(name: str, pred_path: Path, gt_path: Path) -> None:
 
 
 def build_ewarp_estimator(flow: str, raft_weights: str | None = None, raft_size: str = "small") -> FlowEstimator:
-    if flow in ("farneback", "dis"):
-        return OpenCVFlow(flow)
-    if flow == "raft":
-        return RaftFlow(raft_weights, raft_size)
-    raise UserError(f"--flow must be one of {', '.join(EWARP_FLOWS)}; got {flow!r}")
-
-
-def score_clip(pred: torch.Tensor, gt: torch.Tensor, estimator: FlowEstimator,
-               lpips: torch.nn.Module | None = None, crop_border: int = 0,
-               y_channel: bool = False) -> dict[str, float]:
-    """Every metric of one clip pair (T, 3, H, W) in [0, 1]; E*warp under `estimator`'s flow on `pred`."""
-    flows = {}
-    if pred.shape[0] >= 2:
-        fw, bw = estimator.clip_flows(pred[None])
-        flows = {"flow_fw": fw[0], "flow_bw": bw[0]}
-    scores = clip_metrics(pred, gt, crop_border=crop_border, y_channel=y_channel, **flows)
-    if lpips is not None:
-        scores["tlp"] = tlp(pred, gt, lpips)
-    return scores
+    if flow not in EWARP_FLOWS:
+        raise UserError(f"--flow must be one of {', '.join(EWARP_FLOWS)}; got {flow!r}")
+    return build_flow_estimator(OmegaConf.create({"raft_weights": raft_weights, "raft_size": raft_size}), flow)
 
 
 def evaluate_folders(pred: str | Path, gt: str | Path, flow: str = "farneback", raft_weights: str | None = None,
@@ -99,7 +68,9 @@ def evaluate_folders(pred: str | Path, gt: str | Path, flow: str = "farneback", 
     clips = {}
     for name, p, g in pairs:
         try:
-            clips[name] = score_clip(read_clip(p), read_clip(g), estimator, lpips, crop_border, y_channel)
+            pred_clip = read_clip(p)
+            clips[name] = score_clip(pred_clip, read_clip(g), estimator.ewarp_flow(pred_clip), lpips,
+                                     crop_border, y_channel)
         except ValueError as exc:  # e.g. frames too small for SSIM or the crop
             raise UserError(f"clip {name}: {exc}") from None
     color = "Y (BT.601)" if y_channel else "RGB"

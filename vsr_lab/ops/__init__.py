@@ -1,0 +1,1 @@
+"""Pure tensor functions shared by every layer (warping, resizing, colour); imports nothing of vsr_lab."""

@@ -1,0 +1,1 @@
+"""Optuna studies over a config's `sweep:` search space, one MLflow child run per trial."""

@@ -1,1 +1,0 @@
-"""Ablations over seeds, Optuna studies, and comparison tables/plots read back from MLflow."""
