@@ -20,8 +20,9 @@ def clip_metrics(pred: torch.Tensor, gt: torch.Tensor, flow_fw: torch.Tensor | N
                  crop_border: int = 0, y_channel: bool = False) -> dict[str, float]:
     """Metrics of one clip: `pred` and `gt` are (T, 3, H, W) in [0, 1].
 
-    - "psnr", "ssim": mean over frames (RGB, or BT.601 Y with `y_channel`), after dropping
-      `crop_border` pixels on each side; the crop applies to these two only.
+    - "psnr", "ssim": mean over frames of the 8-bit quantised frames (RGB, or BT.601 Y with
+      `y_channel`), after dropping `crop_border` pixels on each side; the crop applies to these
+      two only. Definitions and references: README, "Metric protocol".
     - "ewarp": E*warp of `pred`. Flow source: the ground-truth `flow_fw` (the true motion, so a
       model cannot lower its score by fooling the estimator) with `valid_fw`, else the
       forward-backward test on `flow_bw`, else the in-view mask. Without `flow_fw` (real videos),
