@@ -8,10 +8,10 @@ import pytest
 import torch
 from skimage import data
 
-from vsr_lab.metrics.scoring import METRIC_KEYS, mean_over_clips, quantize, score_clip
+from vsr_lab.metrics.scoring import METRIC_KEYS, mean_over_clips, score_clip
 from vsr_lab.metrics.image import PSNR_CAP_DB, psnr_per_frame, ssim_per_frame
 from vsr_lab.models.flow.opencv import OpenCVFlow
-from vsr_lab.ops.color import rgb_to_y
+from vsr_lab.ops.color import quantize_8bit, rgb_to_y
 from vsr_lab.ops.flow import ClipFlow
 from vsr_lab.metrics.temporal import (
     flicker,
@@ -53,12 +53,33 @@ def test_psnr_of_identical_frames_is_capped_not_inf():
     assert torch.equal(psnr, torch.full((3,), PSNR_CAP_DB))
 
 
+def levels_8bit(shape, seed: int, top: int = 200) -> torch.Tensor:
+    """Random frames on the 8-bit grid (k / 255, k <= top), which the metrics' quantisation keeps."""
+    return torch.randint(0, top + 1, shape, generator=torch.Generator().manual_seed(seed)) / 255.0
+
+
 def test_psnr_of_constant_offset_matches_hand_value():
-    gt = 0.9 * torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    gt = levels_8bit((2, 3, 16, 16), seed=1)
     pred = gt.clone()
-    pred[0] += 0.1  # MSE 1e-2 -> 10 log10(1 / 1e-2) = 20 dB
-    pred[1] += 0.01  # MSE 1e-4 -> 40 dB
-    assert psnr_per_frame(pred, gt).tolist() == pytest.approx([20.0, 40.0], abs=1e-3)
+    pred[0] += 51 / 255  # MSE (51/255)^2 = 0.04 -> 10 log10(1 / 0.04) = 13.98 dB
+    pred[1] += 1 / 255  # one grey level everywhere -> 20 log10(255) = 48.13 dB
+    expected = [20 * math.log10(255 / 51), 20 * math.log10(255)]
+    assert psnr_per_frame(pred, gt).tolist() == pytest.approx(expected, abs=1e-4)
+
+
+def test_image_metrics_score_the_8bit_frames():
+    gt = levels_8bit((2, 3, 24, 24), seed=4)
+    off_grid = gt + 0.4 / 255  # rounds back to gt
+    assert psnr_per_frame(off_grid, gt).tolist() == [PSNR_CAP_DB] * 2
+    assert ssim_per_frame(off_grid, gt).tolist() == pytest.approx([1.0, 1.0], abs=1e-6)
+    over = gt.clone()
+    over[0] = 1.3  # an output above white is scored as white, as a saved frame would be
+    white = gt.clone()
+    white[0] = 1.0
+    assert torch.equal(psnr_per_frame(over, gt), psnr_per_frame(white, gt))
+    assert torch.equal(ssim_per_frame(over, gt), ssim_per_frame(white, gt))
+    # half a level up is one level off after rounding: 20 log10(255) dB, not 20 log10(510)
+    assert psnr_per_frame(gt + 0.6 / 255, gt).tolist() == pytest.approx([20 * math.log10(255)] * 2, abs=1e-4)
 
 
 def test_psnr_crop_border_ignores_the_border():
@@ -76,10 +97,11 @@ def test_rgb_to_y_matches_bt601_studio_range():
 
 
 def test_psnr_on_y_channel_of_constant_offset():
-    gt = 0.9 * torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))
-    # +0.1 on R, G and B moves Y by 0.1 * (65.481 + 128.553 + 24.966) / 255 = 0.1 * 219 / 255.
-    expected = -20.0 * math.log10(0.1 * 219.0 / 255.0)
-    assert psnr_per_frame(gt + 0.1, gt, y_channel=True).item() == pytest.approx(expected, abs=1e-3)
+    gt = levels_8bit((1, 3, 16, 16), seed=2)
+    # +d on R, G and B moves Y by d * (65.481 + 128.553 + 24.966) / 255 = d * 219 / 255.
+    d = 26 / 255
+    expected = -20.0 * math.log10(d * 219.0 / 255.0)
+    assert psnr_per_frame(gt + d, gt, y_channel=True).item() == pytest.approx(expected, abs=1e-4)
 
 
 def test_ssim_is_one_for_identical_and_lower_for_noise():
@@ -198,7 +220,7 @@ def test_score_clip_keys_values_and_determinism(photo):
     assert tuple(scores) == METRIC_KEYS
     assert all(isinstance(v, float) for v in scores.values())
     # Scored as 8-bit files store the frames (BasicSR protocol), so `evaluate` on written files agrees.
-    qbad, qgt = quantize(bad), quantize(gt)
+    qbad, qgt = quantize_8bit(bad), quantize_8bit(gt)
     assert not torch.equal(qbad, bad)
     assert scores["psnr"] == pytest.approx(psnr_per_frame(qbad, qgt, crop_border=4).mean().item())
     assert scores["ssim"] == pytest.approx(ssim_per_frame(qbad, qgt, crop_border=4).mean().item())

@@ -15,15 +15,10 @@ import torch
 
 from vsr_lab.metrics.image import check_clips, psnr_per_frame, ssim_per_frame
 from vsr_lab.metrics.temporal import flicker, tlp, tof, warping_error
-from vsr_lab.ops.color import to_uint8
+from vsr_lab.ops.color import quantize_8bit
 from vsr_lab.ops.flow import ClipFlow
 
 METRIC_KEYS = ("psnr", "ssim", "ewarp", "tof", "flicker")
-
-
-def quantize(frames: torch.Tensor) -> torch.Tensor:
-    """Frames as an 8-bit image file stores them, back in [0, 1] float32."""
-    return to_uint8(frames).float() / 255.0
 
 
 def score_clip(pred: torch.Tensor, gt: torch.Tensor, ewarp_flow: ClipFlow | None,
@@ -38,7 +33,7 @@ def score_clip(pred: torch.Tensor, gt: torch.Tensor, ewarp_flow: ClipFlow | None
     Temporal metrics are nan for a single-frame clip.
     """
     check_clips(pred, gt)
-    pred, gt = quantize(pred.detach().cpu()), quantize(gt.detach().cpu())
+    pred, gt = quantize_8bit(pred.detach().float().cpu()), quantize_8bit(gt.detach().float().cpu())
     ewarp = math.nan
     if ewarp_flow is not None and pred.shape[0] >= 2:
         ewarp = warping_error(pred, ewarp_flow.flow_fw.cpu(),

@@ -17,6 +17,11 @@ def rgb_to_y(frames: torch.Tensor) -> torch.Tensor:
     return ((65.481 * r + 128.553 * g + 24.966 * b + 16.0) / 255.0).unsqueeze(-3)
 
 
+def quantize_8bit(frames: torch.Tensor) -> torch.Tensor:
+    """`frames` in [0, 1] clamped and rounded to the 256 levels an 8-bit image file can hold."""
+    return (frames.clamp(0, 1) * 255.0).round() / 255.0
+
+
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:
     """[0, 1] floats -> uint8 by rounding, as an image writer stores them."""
     return (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
