@@ -24,8 +24,12 @@ FlowProvider = Callable[[int], torch.Tensor]
 
 @dataclass
 class FrameOutput:
-    hr: torch.Tensor       # (B, 3, H, W)
-    latent: torch.Tensor   # x0 latent, (B, C, h', w')
+    hr: torch.Tensor              # (B, 3, H, W)
+    latent: torch.Tensor | None   # x0 latent, (B, C, h', w'); None from a tiled inference step
+
+
+# frame_step(lr_t, prev_warped) -> FrameOutput: one frame of the recurrence (default forward_frame)
+FrameStep = Callable[[torch.Tensor, "torch.Tensor | None"], FrameOutput]
 
 
 class OneStepVSRGenerator(nn.Module):
@@ -61,13 +65,15 @@ class OneStepVSRGenerator(nn.Module):
         return FrameOutput(hr=self.decoder(x0), latent=x0)
 
     def iter_clip(self, lr: torch.Tensor | Iterable[torch.Tensor], flow_provider: FlowProvider | None,
-                  tbptt: int = 0) -> Iterator[FrameOutput]:
+                  tbptt: int = 0, frame_step: FrameStep | None = None) -> Iterator[FrameOutput]:
         """Yield each frame's output for an LR clip (B, T, 3, h, w) or an iterable of LR frames
         (B, 3, h, w), read one at a time (streaming: the only state kept is the previous output).
 
         `tbptt` > 0 cuts the gradient through the recurrent state every `tbptt` frames;
-        0 keeps it over the whole clip.
+        0 keeps it over the whole clip. `frame_step(lr_t, warped)` replaces `forward_frame` for
+        one frame (inference runs it tile by tile); the recurrence around it stays the same.
         """
+        step = self.forward_frame if frame_step is None else frame_step
         prev: torch.Tensor | None = None
         frames = lr.unbind(1) if isinstance(lr, torch.Tensor) else lr
         for t, lr_t in enumerate(frames):
@@ -79,7 +85,7 @@ class OneStepVSRGenerator(nn.Module):
                     if flow_provider is None:
                         raise ValueError("a recurrent generator needs a flow provider")
                     warped = flow_warp(prev, flow_provider(t))
-            out = self.forward_frame(lr_t, warped)
+            out = step(lr_t, warped)
             yield out
             prev = out.hr
             if tbptt > 0 and (t + 1) % tbptt == 0:

@@ -1,0 +1,62 @@
+"""The generator `upscale` runs: from a training checkpoint (its saved config and weights), or from
+a config (+ overrides) for an untrained or locally-pretrained model, or a config with a checkpoint's
+weights. The checkpoint is read once (weights_only): sd21 checkpoints are gigabytes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from vsr_lab.config.loading import load_config
+from vsr_lab.errors import UserError
+from vsr_lab.models.build import build_generator
+from vsr_lab.models.generator import OneStepVSRGenerator
+
+CKPT_KEY = "vsr_lab"  # the section training writes into every checkpoint (training.runner.CKPT_KEY)
+GENERATOR_PREFIX = "generator."
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"checkpoint not found: {p}")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unpickling/zip error: not a usable checkpoint
+        raise UserError(f"{p}: not a readable checkpoint ({exc.__class__.__name__})") from None
+    if not isinstance(ckpt, dict) or CKPT_KEY not in ckpt or "state_dict" not in ckpt:
+        raise UserError(f"{p}: not a vsr_lab checkpoint (no '{CKPT_KEY}' section or state_dict)")
+    return ckpt
+
+
+def config_from_saved(saved: dict, overrides: Sequence[str]) -> DictConfig:
+    """A checkpoint's saved config with command-line overrides, checked like a config file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "checkpoint_config.yaml"
+        path.write_text(OmegaConf.to_yaml(OmegaConf.create(saved)))
+        return load_config(path, overrides)
+
+
+def load_generator(ckpt: str | None, config: str | None,
+                   overrides: Sequence[str] = ()) -> tuple[OneStepVSRGenerator, DictConfig]:
+    """(generator in eval mode on the CPU, resolved config). The config file wins over the
+    checkpoint's saved one when both are given; the weights always come from the checkpoint."""
+    if ckpt is None and config is None:
+        raise UserError("upscale: give --ckpt, --config, or both")
+    data = read_checkpoint(ckpt) if ckpt else None
+    cfg = load_config(config, overrides) if config else config_from_saved(data[CKPT_KEY]["config"], overrides)
+    torch.manual_seed(cfg.seed)  # an untrained model's random parts are the same every run
+    generator = build_generator(cfg)
+    if data is not None:
+        state = {k[len(GENERATOR_PREFIX):]: v for k, v in data["state_dict"].items() if k.startswith(GENERATOR_PREFIX)}
+        try:
+            generator.load_state_dict(state)
+        except RuntimeError as exc:
+            raise UserError(f"{ckpt}: its generator weights do not fit the configured model "
+                            f"({str(exc).splitlines()[0][:200]}...)") from None
+    return generator.eval(), cfg
