@@ -71,3 +71,4 @@ ADVERSARIAL_LOSSES: Registry = Registry("adversarial loss", "vsr_lab.losses.adve
 LR_SCHEDULES: Registry = Registry("learning-rate schedule", "vsr_lab.training.schedules")
 STUDY_SAMPLERS: Registry = Registry("Optuna sampler", "vsr_lab.studies.samplers")
 STUDY_PRUNERS: Registry = Registry("Optuna pruner", "vsr_lab.studies.samplers")
+PERCEPTUAL_METRICS: Registry = Registry("perceptual metric", "vsr_lab.metrics.perceptual")
