@@ -66,15 +66,20 @@ def _frames(seed: int, n: int = 3, size: int = 48) -> tuple[torch.Tensor, torch.
     return pred, gt
 
 
-def test_lpips_loads_offline_and_matches_torchmetrics_lpips(weights_dir, no_network):
-    metric = build_metric("lpips", str(weights_dir))
-    pred, gt = _frames(1)
-    ours = metric.per_frame(pred, gt)
+def torchmetrics_lpips(weights_dir: Path) -> torch.nn.Module:
+    """The independent reference: torchmetrics' LPIPS with the same backbone and linear layers."""
     reference = load_lpips(str(weights_dir / "checkpoints" / "alexnet-owt-7be5be79.pth"), "alex")
     lins = torch.load(weights_dir / "pyiqa" / "LPIPS_v0.1_alex-df73285e.pth")
     for i, lin in enumerate(reference.lins):
         lin.model[1].weight.data.copy_(lins[f"lin{i}.model.1.weight"])
-    expected = reference(pred, gt, normalize=True).flatten().double()
+    return reference
+
+
+def test_lpips_loads_offline_and_matches_torchmetrics_lpips(weights_dir, no_network):
+    metric = build_metric("lpips", str(weights_dir))
+    pred, gt = _frames(1)
+    ours = metric.per_frame(pred, gt)
+    expected = torchmetrics_lpips(weights_dir)(pred, gt, normalize=True).flatten().double()
     assert torch.allclose(ours, expected, rtol=1e-4, atol=1e-6)
     assert (ours > 0).all() and metric.per_frame(gt, gt).abs().max() < 1e-6
 

@@ -15,6 +15,7 @@ from torchmetrics import MeanMetric
 
 from vsr_lab.data.pristine import niqe_local_params
 from vsr_lab.losses.adversarial import discriminator_loss, generator_adv_loss, r1_penalty
+from vsr_lab.losses.perceptual import build_perceptual_loss
 from vsr_lab.losses.reconstruction import reconstruction_loss
 from vsr_lab.losses.temporal import temporal_consistency_loss, warmup_factor
 from vsr_lab.metrics.lpips import load_lpips
@@ -61,8 +62,9 @@ class VSRModule(L.LightningModule):
                 self.critics[space] = build_discriminator(in_ch, cfg.discriminator[space])
         # tLP's network (None: tLP skipped), kept out of the module tree so checkpoints hold no LPIPS weights
         self.__dict__["lpips"] = load_lpips(cfg.metrics.lpips_weights, cfg.metrics.lpips_net)
-        # Perceptual metrics: also outside the module tree.
+        # Perceptual metrics and the perceptual loss's network: also outside the module tree.
         self.__dict__["perceptual"] = build_validation_metrics(cfg.metrics)
+        self.__dict__["perceptual_loss"] = build_perceptual_loss(cfg)
         self.metric_keys = METRIC_KEYS + (("tlp",) if self.lpips is not None else ()) \
             + tuple(m.name for m in self.perceptual)
         self.val_means = torch.nn.ModuleDict({k: MeanMetric(nan_strategy="ignore") for k in self.metric_keys})
@@ -131,6 +133,8 @@ class VSRModule(L.LightningModule):
                 kind = self.cfg.discriminator[space].loss_type
                 weight = cfg[f"adversarial_{space}"].weight
                 losses[f"adv_{space}"] = weight * generator_adv_loss(critic(fakes[space]), kind)
+        if self.perceptual_loss is not None:
+            losses["perceptual"] = cfg.perceptual.weight * self.perceptual_loss(hr.flatten(0, 1), gt.flatten(0, 1))
         return losses
 
     def _critic_step(self, space: str, optimizer, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -184,6 +188,10 @@ class VSRModule(L.LightningModule):
         if x is None:
             return []
         return list(x) if isinstance(x, (list, tuple)) else [x]
+
+    def on_fit_start(self) -> None:
+        if self.perceptual_loss is not None:
+            self.perceptual_loss.to(self.device)
 
     def _metrics_to_device(self) -> None:
         for metric in self.perceptual:
