@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MeanMetric
 
 from vsr_lab.data.pristine import niqe_local_params
+from vsr_lab.errors import UserError
 from vsr_lab.losses.adversarial import discriminator_loss, generator_adv_loss, r1_penalty
 from vsr_lab.losses.perceptual import build_perceptual_loss
 from vsr_lab.losses.reconstruction import reconstruction_loss
@@ -30,6 +31,23 @@ from vsr_lab.ops.resize import bicubic_upsample
 from vsr_lab.training.schedules import build_scheduler
 
 CRITICS = ("latent", "pixel")
+
+
+def validation_metric_names(cfg) -> list[str]:
+    """What validation logs as val/<name> (and test/<name>), in order: for checking objectives
+    before anything trains."""
+    tlp = ["tlp"] if cfg.metrics.lpips_weights else []
+    return list(METRIC_KEYS) + tlp + list(cfg.metrics.perceptual)
+
+
+def check_logged_objectives(cfg, objectives, key: str) -> None:
+    """Each objective is a `val/<name>` that validation logs with this config."""
+    logged = validation_metric_names(cfg)
+    for objective in objectives:
+        if not objective.startswith("val/") or objective[4:] not in logged:
+            raise UserError(f"{key}: {objective!r} is not logged by validation with this config; "
+                            f"choose from {', '.join('val/' + n for n in logged)} "
+                            "(perceptual metrics are added with metrics.perceptual)")
 
 
 def build_validation_metrics(metrics_cfg) -> list[PerceptualMetric]:
@@ -65,8 +83,7 @@ class VSRModule(L.LightningModule):
         # Perceptual metrics and the perceptual loss's network: also outside the module tree.
         self.__dict__["perceptual"] = build_validation_metrics(cfg.metrics)
         self.__dict__["perceptual_loss"] = build_perceptual_loss(cfg)
-        self.metric_keys = METRIC_KEYS + (("tlp",) if self.lpips is not None else ()) \
-            + tuple(m.name for m in self.perceptual)
+        self.metric_keys = tuple(validation_metric_names(cfg))
         self.val_means = torch.nn.ModuleDict({k: MeanMetric(nan_strategy="ignore") for k in self.metric_keys})
         self.bicubic_means = torch.nn.ModuleDict({k: MeanMetric(nan_strategy="ignore") for k in self.metric_keys})
         self._bicubic_logged: set[str] = set()  # the bicubic baseline is scored once per stage

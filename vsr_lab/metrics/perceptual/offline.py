@@ -2,10 +2,11 @@
 
 The weights folder has the layout of a torch hub directory (e.g. a copy of ~/.cache/torch/hub):
 `pyiqa/` (pyiqa's own files), `checkpoints/` (torchvision backbones), `clip/` (OpenAI CLIP).
-While a metric is built, torch's hub directory and pyiqa's cache directory point at it, and the
-download functions of torch.hub and pyiqa, and socket connections, raise instead of fetching: a
-file that is not there becomes one error naming the metric and the file, whatever code path
-(ours, pyiqa's, torchvision's, CLIP's) asked for it.
+While a metric is built, torch's hub directory and pyiqa's cache directory point at it; the
+download functions of torch.hub and pyiqa, socket connections and host look-ups raise instead of
+fetching, and the Hugging Face hub (timm's weights) is in offline mode: a file that is not there
+becomes one error naming the metric and the file, whatever code path (ours, pyiqa's,
+torchvision's, CLIP's, timm's) asked for it.
 
 Why patch module globals: pyiqa fixes its cache folder when it is imported
 (`pyiqa.utils.download_util.DEFAULT_CACHE_DIR`) and offers no offline switch; everything is
