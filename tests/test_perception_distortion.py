@@ -76,6 +76,7 @@ def test_compare_writes_the_plot_and_a_pareto_front_over_configs(store, tmp_path
     assert "--objectives: val/musiq not logged by these runs" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a second notebook kernel; the default suite runs the cell in tests/test_notebook.py
 def test_notebook_shows_the_trade_off(store, tmp_path, monkeypatch):
     monkeypatch.setenv("VSR_TRACKING_URI", store["uri"])
     monkeypatch.setenv("VSR_EXPERIMENT", "pd")
