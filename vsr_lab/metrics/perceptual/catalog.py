@@ -68,6 +68,8 @@ class MetricSpec:
         """Config-load check (called by `config.loading` for each chosen name): every listed
         metric has its weight files, so a missing one stops the run before any training."""
         metrics = cfg.metrics
+        if metrics.batch_size < 1:
+            raise UserError(f"{source}: key 'metrics.batch_size' must be at least 1, got {metrics.batch_size}")
         pretrained = dict(metrics.pretrained or {})
         for name in metrics.perceptual:
             spec = PERCEPTUAL_METRICS.get(name)
