@@ -38,6 +38,6 @@ def test_validate_and_evaluate_agree_on_the_same_frames(tiny_overrides, tmp_path
     trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
                         enable_checkpointing=False, accelerator="cpu")
     logged = trainer.validate(module, datamodule=VSRDataModule(cfg), verbose=False)[0]
-    for key in ("psnr", "ssim", "ewarp", "tof", "flicker"):
+    for key in ("psnr", "ssim", "ewarp", "tof", "flicker", "piqe", "niqe_local"):  # perceptual: the defaults
         assert logged[f"val/{key}"] == pytest.approx(on_disk[key], rel=1e-5, abs=1e-6), key
     assert logged["val/psnr"] != pytest.approx(logged["val/bicubic_psnr"], abs=1e-3)  # a real model, not bicubic

@@ -72,10 +72,20 @@ def _cmd_evaluate_stage(stage: str) -> Callable:
 
 
 def cmd_evaluate(args) -> int:
-    from vsr_lab.score_files import evaluate_folders, format_table, write_json
+    from vsr_lab.score_files import DEFAULT_METRICS, evaluate_folders, format_table, write_json
 
+    metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics is not None else DEFAULT_METRICS
+    pretrained = {}
+    for item in args.pretrained or ():
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise UserError(f"--pretrained: expected METRIC=PATH, got {item!r}")
+        pretrained[name] = path
     result = evaluate_folders(args.pred, args.gt, args.flow, args.raft_weights, args.raft_size,
-                              args.lpips_weights, args.lpips_net, args.crop_border, args.y_channel)
+                              args.lpips_weights, args.lpips_net, args.crop_border, args.y_channel,
+                              metrics, args.weights_dir, pretrained)
+    if args.gt is None:
+        print("no --gt: no-reference scores only (" + ", ".join(result["metrics"]) + ")")
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
@@ -84,9 +94,15 @@ def cmd_evaluate(args) -> int:
 
 
 def _add_evaluate_command(sub) -> None:
-    p = sub.add_parser("evaluate", help="score output frames/videos on disk against ground truth")
+    p = sub.add_parser("evaluate", help="score output frames/videos on disk, against ground truth or without")
     p.add_argument("--pred", required=True, help="output clip (video or frame folder) or folder of clips")
-    p.add_argument("--gt", required=True, help="ground-truth clip or folder of clips (same names)")
+    p.add_argument("--gt", help="ground-truth clip or folder of clips (same names); without it, "
+                                "no-reference scores only")
+    p.add_argument("--metrics", help="perceptual metrics, comma-separated pyiqa names or niqe_local "
+                                     "(default: piqe,niqe_local; '' for none)")
+    p.add_argument("--weights-dir", help="local weights folder for the metrics (torch hub layout: pyiqa/, checkpoints/)")
+    p.add_argument("--pretrained", nargs="+", metavar="METRIC=PATH",
+                   help="a metric's own parameter file, e.g. niqe_local=my_niqe.mat (a niqe-fit output)")
     p.add_argument("--json", help="write per-clip and mean scores to this JSON file")
     p.add_argument("--flow", default="farneback",
                    help="flow estimator run on the output for E*warp: farneback (default), dis or raft")
@@ -204,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--ckpt", help="checkpoint to evaluate (its config is used when --config is absent)")
         p.set_defaults(func=_cmd_evaluate_stage(stage))
     _add_evaluate_command(sub)
+    from vsr_lab.niqe_fit import add_command as add_niqe_fit_command  # niqe-fit
     from vsr_lab.ablation.commands import add_commands as add_ablation_commands  # ablate, compare
     from vsr_lab.studies.commands import add_commands as add_study_commands  # sweep
 
@@ -211,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_study_commands(sub)
     add_bench_command(sub)
     add_upscale_command(sub)
+    add_niqe_fit_command(sub)
     return parser
 
 

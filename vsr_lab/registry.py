@@ -72,3 +72,5 @@ LR_SCHEDULES: Registry = Registry("learning-rate schedule", "vsr_lab.training.sc
 STUDY_SAMPLERS: Registry = Registry("Optuna sampler", "vsr_lab.studies.samplers")
 STUDY_PRUNERS: Registry = Registry("Optuna pruner", "vsr_lab.studies.samplers")
 COLOR_FIXES: Registry = Registry("colour fix", "vsr_lab.inference.color_fix")
+PERCEPTUAL_METRICS: Registry = Registry("perceptual metric", "vsr_lab.metrics.perceptual")
+PERCEPTUAL_LOSSES: Registry = Registry("perceptual loss", "vsr_lab.losses.perceptual")

@@ -1,11 +1,13 @@
-"""Score output files on disk against ground-truth files: `python -m vsr_lab evaluate`.
+"""Score output files on disk, against ground-truth files or without: `python -m vsr_lab evaluate`.
 
 `--pred` and `--gt` are each one clip (a video file or a folder of frames) or a folder of clips
 (sub-folders of frames and/or video files, matched by name: `000.mp4` pairs with `000/`).
-Every clip gets PSNR, SSIM, E*warp, tOF, flicker and, with local LPIPS weights, tLP; the
-dataset score is the unweighted mean over clips (RESEARCH.md protocol). No ground-truth flow
-exists on disk, so E*warp uses flow estimated on the scored clip itself with the
-forward-backward occlusion test; the flow source of each metric is written into the result.
+With `--gt`, every clip gets PSNR, SSIM, E*warp, tOF, flicker, with local LPIPS weights tLP, and
+the perceptual metrics of `--metrics`. Without `--gt` (real videos), only what needs no ground
+truth: E*warp, `flicker_nr` and the no-reference perceptual metrics. The dataset score is the
+unweighted mean over clips (RESEARCH.md protocol). No ground-truth flow exists on disk, so E*warp
+uses flow estimated on the scored clip itself with the forward-backward occlusion test; the
+source of each metric is written into the result.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from vsr_lab.config.schema import MetricsConfig
 from vsr_lab.data.clip_paths import clips_at
+from vsr_lab.data.pristine import niqe_local_params
 from vsr_lab.data.video_io import clip_info, read_clip
 from vsr_lab.errors import UserError
 from vsr_lab.metrics.lpips import load_lpips
+from vsr_lab.metrics.perceptual.catalog import metric_spec
+from vsr_lab.metrics.perceptual.metric import build_metrics
 from vsr_lab.metrics.scoring import mean_over_clips, score_clip
 from vsr_lab.models.flow import FlowEstimator, build_flow_estimator
 from vsr_lab.registry import FLOW_ESTIMATORS
@@ -27,10 +33,14 @@ from vsr_lab.registry import FLOW_ESTIMATORS
 
 # Flows that can be estimated on files on disk (not the dataset's exact flow).
 EWARP_FLOWS = tuple(n for n in FLOW_ESTIMATORS if n != "gt")
+DEFAULT_METRICS = tuple(MetricsConfig().perceptual)  # the same as validation's
 
 
-def pair_clips(pred: str | Path, gt: str | Path) -> list[tuple[str, Path, Path]]:
-    """(name, pred clip, gt clip) for every GT clip; both sides must hold the same clip names."""
+def pair_clips(pred: str | Path, gt: str | Path | None) -> list[tuple[str, Path, Path | None]]:
+    """(name, pred clip, gt clip) for every GT clip; both sides must hold the same clip names.
+    Without `gt`, every clip of `pred` with None."""
+    if gt is None:
+        return [(name, p, None) for name, p in sorted(clips_at(pred).items())]
     preds, gts = clips_at(pred), clips_at(gt)
     if len(preds) == len(gts) == 1:
         (name, p), (_, g) = next(iter(preds.items())), next(iter(gts.items()))
@@ -56,34 +66,68 @@ def build_ewarp_estimator(flow: str, raft_weights: str | None = None, raft_size:
     return build_flow_estimator(OmegaConf.create({"raft_weights": raft_weights, "raft_size": raft_size}), flow)
 
 
-def evaluate_folders(pred: str | Path, gt: str | Path, flow: str = "farneback", raft_weights: str | None = None,
+def check_metric_names(metrics, with_gt: bool) -> list[str]:
+    """The names of `--metrics`, each known; a full-reference one without `--gt` is an error."""
+    names = [m for m in metrics if m]
+    for name in names:
+        spec = metric_spec(name, "--metrics")
+        if spec.reference and not with_gt:
+            raise UserError(f"--metrics: {name!r} is a full-reference metric and needs --gt; "
+                            "without ground truth use no-reference metrics (e.g. piqe, niqe_local)")
+    return names
+
+
+def evaluate_folders(pred: str | Path, gt: str | Path | None, flow: str = "farneback", raft_weights: str | None = None,
                      raft_size: str = "small", lpips_weights: str | None = None, lpips_net: str = "alex",
-                     crop_border: int = 0, y_channel: bool = False) -> dict:
-    """Scores per clip and their mean, with the settings and each metric's flow source."""
+                     crop_border: int = 0, y_channel: bool = False, metrics=DEFAULT_METRICS,
+                     weights_dir: str | None = None, pretrained: dict[str, str] | None = None,
+                     cache_dir: str | None = None) -> dict:
+    """Scores per clip and their mean, with the settings and each metric's source.
+
+    `metrics`: perceptual metric names (`metrics.perceptual` of a config); `weights_dir` and
+    `pretrained` as `metrics.weights_dir` / `metrics.pretrained`. `gt=None`: no-reference scoring.
+    """
+    names = check_metric_names(metrics, gt is not None)
     pairs = pair_clips(pred, gt)
     for name, p, g in pairs:  # every size problem is reported before minutes of scoring
-        _check_same_shape(name, p, g)
+        if g is not None:
+            _check_same_shape(name, p, g)
     estimator = build_ewarp_estimator(flow, raft_weights, raft_size)
-    lpips = load_lpips(lpips_weights, lpips_net, key="--lpips-weights")
+    lpips = load_lpips(lpips_weights, lpips_net, key="--lpips-weights") if gt is not None else None
+    pretrained = dict(pretrained or {})
+    builtin_niqe = "niqe_local" in names and "niqe_local" not in pretrained
+    if builtin_niqe:
+        pretrained["niqe_local"] = str(niqe_local_params(cache_dir))
+    perceptual = build_metrics(names, weights_dir, pretrained, key="--metrics")
     clips = {}
     for name, p, g in pairs:
         try:
             pred_clip = read_clip(p)
-            clips[name] = score_clip(pred_clip, read_clip(g), estimator.ewarp_flow(pred_clip), lpips,
-                                     crop_border, y_channel)
+            clips[name] = score_clip(pred_clip, None if g is None else read_clip(g), estimator.ewarp_flow(pred_clip),
+                                     lpips, crop_border, y_channel, perceptual)
         except ValueError as exc:  # e.g. frames too small for SSIM or the crop
             raise UserError(f"clip {name}: {exc}") from None
     color = "Y (BT.601)" if y_channel else "RGB"
-    sources = {
-        "psnr": f"{color}, crop {crop_border}", "ssim": f"{color}, crop {crop_border}",
-        "ewarp": f"{flow} flow on pred (t -> t+1), forward-backward occlusion test; x1000",
-        "tof": "farneback (TecoGAN settings) on pred and on gt pairs",
-        "flicker": "no flow: mean |frame change| of pred vs gt, x100",
-    }
-    if lpips is not None:
-        sources["tlp"] = f"no flow: LPIPS-{lpips_net} change of pred vs gt pairs, x100"
-    return {"pred": str(pred), "gt": str(gt), "metrics": sources, "mean": mean_over_clips(list(clips.values())),
-            "clips": clips}
+    sources = {"ewarp": f"{flow} flow on pred (t -> t+1), forward-backward occlusion test; x1000"}
+    if gt is not None:
+        sources.update({
+            "psnr": f"{color}, crop {crop_border}", "ssim": f"{color}, crop {crop_border}",
+            "tof": "farneback (TecoGAN settings) on pred and on gt pairs",
+            "flicker": "no flow: mean |frame change| of pred vs gt, x100",
+        })
+        if lpips is not None:
+            sources["tlp"] = f"no flow: LPIPS-{lpips_net} change of pred vs gt pairs, x100"
+    else:
+        sources["flicker_nr"] = ("no flow, no gt: |mean brightness of frame t - mean of its neighbours' means|, "
+                                 "x100 (global flicker only)")
+    for m in perceptual:
+        kind = "full-reference, vs gt" if m.spec.reference else "no-reference, pred only"
+        niqe_model = "fitted on the sample clips' training photos" if builtin_niqe else pretrained.get("niqe_local")
+        origin = {"niqe_local": f"NIQE model {niqe_model}"}
+        sources[m.name] = (f"{kind}; per frame, mean over frames; {'lower' if m.spec.lower_better else 'higher'} "
+                           f"is better; {origin.get(m.name, 'pyiqa')}")
+    return {"pred": str(pred), "gt": None if gt is None else str(gt), "reference": gt is not None,
+            "metrics": sources, "mean": mean_over_clips(list(clips.values())), "clips": clips}
 
 
 def format_table(result: dict) -> str:

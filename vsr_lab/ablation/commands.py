@@ -12,13 +12,17 @@ def cmd_ablate(args) -> int:
     from vsr_lab.ablation.runner import run_ablation
 
     result = run_ablation(args.configs, args.seeds, args.overrides, workers=args.workers, name=args.name,
-                          reference=args.reference, out_dir=args.out)
+                          reference=args.reference, out_dir=args.out, objectives=_objectives(args.objectives))
     print(f"ablation {result.name}: {len(result.ran)} run, {len(result.skipped)} already finished, "
           f"{len(result.failed)} failed; MLflow parent run {result.parent_run_id}")
     for pair, error in result.failed.items():
         print(f"FAILED {Path(pair.config).name} seed {pair.seed}: {error.splitlines()[0]}")
     print(result.table, end="")
     return EXIT_SOME_FAILED if result.failed else 0
+
+
+def _objectives(text: str | None) -> list[str]:
+    return [o.strip() for o in (text or "").split(",") if o.strip()]
 
 
 def cmd_compare(args) -> int:
@@ -29,7 +33,7 @@ def cmd_compare(args) -> int:
 
     runs = load_runs(args.tracking_uri, args.experiment, args.runs or (), args.parent)
     with tempfile.TemporaryDirectory() as tmp:
-        summary = comparison.write_comparison(runs, args.out or tmp, args.reference)
+        summary = comparison.write_comparison(runs, args.out or tmp, args.reference, _objectives(args.objectives))
     print(comparison.markdown_table(summary), end="")
     if args.out:
         print(f"tables and plots in {args.out}")
@@ -46,6 +50,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                   "re-run resumes)")
     p.add_argument("--reference", help="config stem the others are compared to (default: full, else the first)")
     p.add_argument("--out", help="also write the tables and plots to this folder")
+    p.add_argument("--objectives", help="validation metrics for a Pareto front over the configs, comma-separated, "
+                                        "e.g. val/niqe_local,val/psnr (directions follow the metrics)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dot-list overrides for every run")
     p.set_defaults(func=cmd_ablate)
 
@@ -55,5 +61,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parent", help="only the children of this ablation/study (name) or parent run id")
     p.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store (default sqlite:///mlflow.db)")
     p.add_argument("--reference", help="config the others are compared to (default: full, else the first)")
-    p.add_argument("--out", help="write runs.csv, comparison.csv/.md/.png here")
+    p.add_argument("--out", help="write runs.csv, comparison.csv/.md/.png (and perception_distortion.png) here")
+    p.add_argument("--objectives", help="validation metrics for a Pareto front over the configs, comma-separated")
     p.set_defaults(func=cmd_compare)

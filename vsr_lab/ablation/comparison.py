@@ -1,5 +1,6 @@
 """Comparison of groups of runs (one group per config): mean +- std over seeds, difference to a
-reference group, Markdown/CSV tables and bar charts with error bars; Pareto-front plots.
+reference group, Markdown/CSV tables and bar charts with error bars; Pareto-front plots; the
+perception-distortion plot (PSNR against each no-reference perceptual score, bicubic marked).
 
 Shared by `ablate`, `sweep`, `compare` and the notebook, so every view shows the same numbers.
 Figures are plain `matplotlib.figure.Figure` objects (no pyplot state): they save the same on a
@@ -15,9 +16,26 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vsr_lab.errors import UserError
+from vsr_lab.metrics.perceptual.catalog import lower_is_better as perceptual_lower_is_better
+from vsr_lab.registry import PERCEPTUAL_METRICS
 
 META_COLUMNS = ("run_id", "group", "seed")
 LOWER_IS_BETTER = ("val/ewarp", "val/tof", "val/flicker", "val/tlp")
+
+
+def lower_better(metric: str) -> bool:
+    """Direction of a logged metric: the temporal ones and the perceptual metrics that say so."""
+    return metric in LOWER_IS_BETTER or bool(perceptual_lower_is_better(metric.split("/", 1)[-1]))
+
+
+def direction(metric: str) -> str:
+    return "minimize" if lower_better(metric) else "maximize"
+
+
+def no_reference_metrics(metrics) -> list[str]:
+    """The logged metrics that are no-reference perceptual scores (x axes of the trade-off plot)."""
+    names = [m for m in metrics if m.split("/", 1)[-1] in PERCEPTUAL_METRICS]
+    return [m for m in names if not PERCEPTUAL_METRICS.get(m.split("/", 1)[-1]).reference]
 
 
 def metrics_of(runs: pd.DataFrame) -> list[str]:
@@ -67,7 +85,7 @@ def frame_markdown(frame: pd.DataFrame) -> str:
 def markdown_table(summary: pd.DataFrame, digits: int = 4) -> str:
     """`mean +- std` and the difference to the reference, one row per config."""
     metrics, ref = summary.attrs["metrics"], summary.attrs["reference"]
-    head = ["config", "n"] + [f"{m}{' (lower better)' if m in LOWER_IS_BETTER else ''}" for m in metrics] \
+    head = ["config", "n"] + [f"{m}{' (lower better)' if lower_better(m) else ''}" for m in metrics] \
         + [f"delta {m}" for m in metrics]
     rows = []
     for config, row in summary.iterrows():
@@ -97,7 +115,7 @@ def bar_charts(summary: pd.DataFrame) -> Figure:
         pad = 0.15 * (hi - lo) if hi > lo else 0.05 * abs(hi) + 1e-6
         ax.set_ylim(lo - pad, hi + pad)
         ax.set_xticks(range(len(configs)), configs, rotation=30, ha="right", fontsize=8)
-        ax.set_title(m + (" (lower better)" if m in LOWER_IS_BETTER else ""), fontsize=9)
+        ax.set_title(m + (" (lower better)" if lower_better(m) else ""), fontsize=9)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
     fig.tight_layout()
@@ -135,8 +153,58 @@ def pareto_figure(points: pd.DataFrame, objectives: list[str], directions: list[
     return fig
 
 
-def write_comparison(runs: pd.DataFrame, out_dir: str | Path, reference: str | None = None) -> pd.DataFrame:
-    """runs.csv, comparison.csv, comparison.md and comparison.png in `out_dir`; returns the summary."""
+def perception_distortion_figure(summary: pd.DataFrame, bicubic: dict[str, float] | None = None,
+                                 distortion: str = "val/psnr") -> Figure | None:
+    """PSNR (y) against each no-reference perceptual score (x), one point per config with the std
+    over seeds as error bars, plain bicubic upsampling marked; None without such a score."""
+    metrics = summary.attrs["metrics"]
+    xs = no_reference_metrics(metrics)
+    if distortion not in metrics or not xs:
+        return None
+    bicubic = bicubic or {}
+    fig = Figure(figsize=(5.2 * len(xs), 4.2))
+    axes = fig.subplots(1, len(xs), squeeze=False)[0]
+    for ax, x in zip(axes, xs):
+        for config, row in summary.iterrows():
+            ax.errorbar(row[f"{x} mean"], row[f"{distortion} mean"], xerr=np.nan_to_num(row[f"{x} std"]),
+                        yerr=np.nan_to_num(row[f"{distortion} std"]), fmt="o", capsize=3,
+                        color="tab:orange" if config == summary.attrs["reference"] else "tab:blue")
+            ax.annotate(str(config), (row[f"{x} mean"], row[f"{distortion} mean"]), textcoords="offset points",
+                        xytext=(5, 4), fontsize=8)
+        if x in bicubic and distortion in bicubic:
+            ax.plot(bicubic[x], bicubic[distortion], "k*", markersize=12, label="bicubic")
+            ax.legend(loc="best", fontsize=8)
+        better = "lower" if lower_better(x) else "higher"
+        ax.set_xlabel(f"{x} (perception; {better} is better)")
+        ax.set_ylabel(f"{distortion} (distortion; higher is better)")
+        ax.grid(alpha=0.3)
+    fig.suptitle("Perception-distortion trade-off (mean +- std over seeds)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def config_pareto(summary: pd.DataFrame, objectives: list[str]) -> tuple[pd.DataFrame, Figure]:
+    """Per-config means of `objectives`, a `pareto` column, and the front over configs."""
+    missing = [o for o in objectives if o not in summary.attrs["metrics"]]
+    if missing:
+        raise UserError(f"--objectives: {', '.join(missing)} not logged by these runs")
+    directions = [direction(o) for o in objectives]
+    points = pd.DataFrame({o: summary[f"{o} mean"] for o in objectives})
+    points["config"] = points.index
+    points["pareto"] = pareto_mask(points[objectives].to_numpy(float), directions)
+    return points, pareto_figure(points, objectives, directions, label="config")
+
+
+def bicubic_baselines(runs: pd.DataFrame) -> dict[str, float]:
+    """Mean bicubic score per metric (`runs.attrs["bicubic"]`, filled by tracking.runs.runs_frame)."""
+    return dict(runs.attrs.get("bicubic", {}))
+
+
+def write_comparison(runs: pd.DataFrame, out_dir: str | Path, reference: str | None = None,
+                     objectives: list[str] | None = None) -> pd.DataFrame:
+    """runs.csv, comparison.csv, comparison.md and comparison.png in `out_dir`, with
+    perception_distortion.png when a no-reference perceptual score was logged and pareto.png /
+    pareto.csv for `objectives`; returns the summary."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(runs, reference)
@@ -144,4 +212,11 @@ def write_comparison(runs: pd.DataFrame, out_dir: str | Path, reference: str | N
     summary.to_csv(out / "comparison.csv")
     (out / "comparison.md").write_text(markdown_table(summary))
     bar_charts(summary).savefig(out / "comparison.png", dpi=110)
+    figure = perception_distortion_figure(summary, bicubic_baselines(runs))
+    if figure is not None:
+        figure.savefig(out / "perception_distortion.png", dpi=110)
+    if objectives:
+        points, figure = config_pareto(summary, objectives)
+        points.to_csv(out / "pareto.csv", index=False)
+        figure.savefig(out / "pareto.png", dpi=110)
     return summary

@@ -68,17 +68,21 @@ def ablation_name(configs: list[str], overrides: list[str]) -> str:
     return "ablation-" + hashlib.sha1(key.encode()).hexdigest()[:8]
 
 
-def plan(configs: list[str], seeds: int, overrides: list[str]) -> dict[Pair, list[str]]:
-    """Every pair with its overrides, each config loaded (and so checked) before anything runs.
+def plan(configs: list[str], seeds: int, overrides: list[str], objectives=()) -> dict[Pair, list[str]]:
+    """Every pair with its overrides, each config loaded (and so checked) before anything runs,
+    with every objective logged by every config's validation.
 
     Seed i of a config is its own `seed` plus i.
     """
+    from vsr_lab.training.module import check_logged_objectives
+
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
     pairs: dict[Pair, list[str]] = {}
     stores = set()
     for path in configs:
         cfg = load_config(path, overrides)
+        check_logged_objectives(cfg, objectives, f"--objectives ({Path(path).name})")
         stores.add((cfg.tracking.tracking_uri, cfg.tracking.experiment))
         for i in range(seeds):
             pairs[Pair(path, cfg.seed + i)] = [*overrides, f"seed={cfg.seed + i}"]
@@ -110,10 +114,12 @@ def _run_pair_star(job):
 
 
 def run_ablation(pattern: str, seeds: int, overrides=(), workers: int = 1, name: str | None = None,
-                 reference: str | None = None, out_dir: str | None = None) -> AblationResult:
-    overrides = list(overrides)
+                 reference: str | None = None, out_dir: str | None = None, objectives=()) -> AblationResult:
+    """`objectives` (validation metrics such as val/niqe_local, val/psnr): the comparison also
+    draws the Pareto front of the configs' means over them (directions from the metrics)."""
+    overrides, objectives = list(overrides), list(objectives)
     configs = expand_configs(pattern)
-    pairs = plan(configs, seeds, overrides)
+    pairs = plan(configs, seeds, overrides, objectives)
     name = name or ablation_name(configs, overrides)
     cfg = load_config(configs[0], overrides)
     client = tracking_client(cfg.tracking.tracking_uri)
@@ -156,7 +162,7 @@ def run_ablation(pattern: str, seeds: int, overrides=(), workers: int = 1, name:
     if done:
         with tempfile.TemporaryDirectory() as tmp:
             target = out_dir or tmp
-            summary = comparison.write_comparison(runs_frame(done), target, reference)
+            summary = comparison.write_comparison(runs_frame(done), target, reference, objectives)
             client.log_artifacts(parent, target, "comparison")
         result.table = comparison.markdown_table(summary)
     client.set_terminated(parent, "FAILED" if result.failed else "FINISHED")

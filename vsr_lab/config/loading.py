@@ -9,6 +9,7 @@ file (or "command line") it came from.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -100,16 +101,35 @@ def allowed_choices(meta: dict) -> tuple[str, ...]:
     return tuple(meta["registry"].names()) if "registry" in meta else tuple(meta["choices"])
 
 
+def _listed(allowed: tuple[str, ...], item) -> str:
+    """The allowed names, or for a long list (pyiqa's metrics) the closest ones."""
+    if len(allowed) <= 20:
+        return ", ".join(allowed)
+    close = difflib.get_close_matches(str(item), allowed, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"the {len(allowed)} registered names{hint}"
+
+
 def validate_choices(cfg: DictConfig, source: str = "config") -> None:
-    """Every name-valued key holds one of its allowed names (a registry's entries or a fixed set)."""
+    """Every name-valued key holds one of its allowed names (a registry's entries or a fixed set).
+
+    A registry entry with a `check_config(cfg, key, source)` method is then asked to check the
+    rest of the config it needs (e.g. a metric's weight files), so that fails at load time too.
+    """
     for key, meta in choice_fields().items():
         value = OmegaConf.select(cfg, key)
         allowed = allowed_choices(meta)
         for item in (value if meta.get("each") else [value]):
             if item not in allowed and meta.get("each"):
-                raise UserError(f"{source}: key '{key}': {item!r} is not one of {', '.join(allowed)}")
+                raise UserError(f"{source}: key '{key}': {item!r} is not one of {_listed(allowed, item)}")
             if item not in allowed:
-                raise UserError(f"{source}: key '{key}' must be one of {', '.join(allowed)}; got {item!r}")
+                raise UserError(f"{source}: key '{key}' must be one of {_listed(allowed, item)}; got {item!r}")
+    for key, meta in choice_fields().items():
+        value = OmegaConf.select(cfg, key)
+        checks = {getattr(meta["registry"].get(item), "check_config", None)
+                  for item in (value if meta.get("each") else [value])} if "registry" in meta else set()
+        for check in checks - {None}:
+            check(cfg, key, source)
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:

@@ -122,11 +122,23 @@ class PruningConfig:
 
 
 @dataclass
+class EMAConfig:
+    """Exponential moving average of the model's weights (Lightning's EMAWeightAveraging): validation
+    and checkpoints use the average; checkpoints also keep the raw weights, which resuming restores.
+    Updated once per batch from batch `start_batch` on: ema = decay * ema + (1 - decay) * raw."""
+
+    enabled: bool = False
+    decay: float = 0.999
+    start_batch: int = 0
+
+
+@dataclass
 class ModelConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     recurrent: RecurrentConfig = field(default_factory=RecurrentConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     pruning: PruningConfig = field(default_factory=PruningConfig)
+    ema: EMAConfig = field(default_factory=EMAConfig)
 
 
 @dataclass
@@ -162,11 +174,23 @@ class AdversarialLossConfig:
 
 
 @dataclass
+class PerceptualLossConfig:
+    """LPIPS or DISTS between output and GT frames, through pyiqa's loss mode. `weights`: a folder
+    in the layout of `metrics.weights_dir` (null: `metrics.weights_dir`); nothing is downloaded."""
+
+    enabled: bool = False
+    type: str = registered("lpips", reg.PERCEPTUAL_LOSSES)
+    weight: float = 0.1
+    weights: Optional[str] = None
+
+
+@dataclass
 class LossConfig:
     reconstruction: ReconstructionLossConfig = field(default_factory=ReconstructionLossConfig)
     temporal: TemporalLossConfig = field(default_factory=TemporalLossConfig)
     adversarial_latent: AdversarialLossConfig = field(default_factory=AdversarialLossConfig)
     adversarial_pixel: AdversarialLossConfig = field(default_factory=AdversarialLossConfig)
+    perceptual: PerceptualLossConfig = field(default_factory=PerceptualLossConfig)
 
 
 @dataclass
@@ -237,6 +261,13 @@ class MetricsConfig:
     crop_border: int = 0
     lpips_weights: Optional[str] = None  # torchvision ImageNet weights of the LPIPS backbone (tLP)
     lpips_net: str = one_of("alex", "alex", "vgg")
+    # Perceptual metrics (pyiqa names, or niqe_local), logged as val/<name> and test/<name> with the
+    # bicubic baseline. The default two need no weight file (README, "Perceptual quality").
+    perceptual: List[str] = registered(["piqe", "niqe_local"], reg.PERCEPTUAL_METRICS, each=True)
+    weights_dir: Optional[str] = None  # torch-hub-style folder: pyiqa/, checkpoints/, clip/
+    pretrained: Dict[str, str] = field(default_factory=dict)  # metric -> its own file (niqe_local: a niqe-fit output)
+    cache_dir: Optional[str] = None  # the built-in niqe_local fit (default ~/.cache/vsr_lab)
+    batch_size: int = 8  # frames per call of a perceptual metric
 
 
 @dataclass

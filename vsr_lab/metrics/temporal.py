@@ -107,3 +107,21 @@ def tlp(pred: torch.Tensor, gt: torch.Tensor, lpips: torch.nn.Module) -> float:
     change_pred = lpips(pred[:-1], pred[1:], normalize=True).flatten()
     change_gt = lpips(gt[:-1], gt[1:], normalize=True).flatten()
     return 100.0 * (change_pred - change_gt).abs().mean().item()
+
+
+def flicker_no_reference(frames: torch.Tensor) -> float:
+    """Flicker without ground truth: how much the mean brightness jumps from frame to frame
+    beyond a steady trend. 100 x mean over interior frames t of |m_t - (m_{t-1} + m_{t+1}) / 2|,
+    m_t = mean of frame t over pixels and channels.
+
+    Needs no flow and no reference: a camera pan or slow exposure change moves m_t along a
+    smooth path (small second difference), while flicker (a frame brighter or darker than its
+    neighbours) does not. It sees only global flicker; local, texture-level flicker is what
+    E*warp on the output's own flow measures. nan if T < 3.
+    """
+    if frames.dim() != 4 or frames.shape[1] != 3:
+        raise ValueError(f"frames must be a (T, 3, H, W) clip, got {tuple(frames.shape)}")
+    if frames.shape[0] < 3:
+        return math.nan
+    m = frames.detach().double().mean(dim=(1, 2, 3))
+    return 100.0 * (m[1:-1] - (m[:-2] + m[2:]) / 2).abs().mean().item()

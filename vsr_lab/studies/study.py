@@ -200,6 +200,9 @@ def run_study(config_path: str, study_name: str, n_trials: int, storage_url: str
         raise UserError(f"{config_path}: a sweep logs each trial to MLflow; set tracking.enabled=true")
     s = cfg.sweep
     objectives, directions = list(s.objectives), list(s.directions)
+    from vsr_lab.training.module import check_logged_objectives
+
+    check_logged_objectives(cfg, objectives, f"{config_path}: sweep.objectives")  # before any trial trains
     storage = open_storage(storage_url, s.heartbeat_interval, s.grace_period)
     study = optuna.create_study(storage=storage, study_name=study_name, directions=directions,
                                 pruner=STUDY_PRUNERS.get(s.pruner)(), load_if_exists=True)

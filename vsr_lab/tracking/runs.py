@@ -118,11 +118,19 @@ def metric_columns(runs: list[Run]) -> list[str]:
 
 
 def runs_frame(runs: list[Run]) -> pd.DataFrame:
-    """One row per run: run_id, group, seed and the last value of each validation metric."""
+    """One row per run: run_id, group, seed and the last value of each validation metric; the mean
+    bicubic baseline of each metric (`val/bicubic_<name>`) is in `.attrs["bicubic"]`."""
     columns = metric_columns(runs)
     rows = [{"run_id": r.info.run_id, "group": run_group(r), "seed": r.data.tags.get(SEED_TAG),
              **{k: r.data.metrics.get(k, float("nan")) for k in columns}} for r in runs]
-    return pd.DataFrame(rows, columns=["run_id", "group", "seed", *columns])
+    frame = pd.DataFrame(rows, columns=["run_id", "group", "seed", *columns])
+    bicubic = {}
+    for key in columns:
+        values = [r.data.metrics[b] for r in runs if (b := key.replace("val/", "val/bicubic_", 1)) in r.data.metrics]
+        if values:
+            bicubic[key] = sum(values) / len(values)
+    frame.attrs["bicubic"] = bicubic
+    return frame
 
 
 def load_runs(tracking_uri: str, experiment: str, run_ids=(), parent: str | None = None) -> pd.DataFrame:

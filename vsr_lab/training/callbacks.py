@@ -1,4 +1,5 @@
-"""Callbacks: sample frames (LR | output | GT) from validation, logged to MLflow as images."""
+"""Callbacks: sample frames (LR | output | GT) from validation, logged to MLflow as images; the
+EMA of the model's weights (`model.ema`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.loggers import MLFlowLogger
+
+from vsr_lab.errors import UserError
 
 
 def side_by_side(lr: torch.Tensor, pred: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
@@ -38,3 +42,53 @@ class ValidationSamples(L.Callback):
         for name, image in panels:
             trainer.logger.experiment.log_image(
                 trainer.logger.run_id, image, artifact_file=f"samples/batch{step:06d}_{name}.png")
+
+
+class GeneratorEMA(EMAWeightAveraging):
+    """`model.ema`: Lightning's EMA callback, counted in batches of clips.
+
+    Lightning's version swaps the average in for validation, saves it as the checkpoint's
+    `state_dict` (what `validate`/`test --ckpt` load) with the raw weights beside it under
+    `current_model_state` (what `fit --ckpt` resumes from), and keeps the averaging state. It
+    averages the whole LightningModule: the generator, and the critics too, which validation does
+    not use. Changed here: the start is `start_batch` batches (Lightning's `global_step` counts
+    every optimizer step, up to three per batch), and until the first update the raw weights are
+    validated and saved (the average does not exist yet).
+    """
+
+    def __init__(self, decay: float, start_batch: int):
+        if not 0.0 <= decay < 1.0 or start_batch < 0:
+            raise UserError(f"config: model.ema needs 0 <= decay < 1 and start_batch >= 0; "
+                            f"got decay={decay}, start_batch={start_batch}")
+        super().__init__(decay=decay)
+        self.start_batch = start_batch
+
+    def _started(self) -> bool:
+        return self._average_model is not None and int(self._average_model.n_averaged) > 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.batches_done >= self.start_batch:  # batches_done: the index of this batch
+            self._average_model.update_parameters(pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        pass  # per batch only
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        if self._started():
+            self._swap_models(pl_module)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if self._started():
+            self._swap_models(pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self._started():
+            self._copy_average_to_current(pl_module)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        if self._started():
+            super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        if self._average_model is not None:  # fit --ckpt; validate/test just load the saved (EMA) weights
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)

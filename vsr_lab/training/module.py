@@ -13,10 +13,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MeanMetric
 
+from vsr_lab.data.pristine import niqe_local_params
+from vsr_lab.errors import UserError
 from vsr_lab.losses.adversarial import discriminator_loss, generator_adv_loss, r1_penalty
+from vsr_lab.losses.perceptual import build_perceptual_loss
 from vsr_lab.losses.reconstruction import reconstruction_loss
 from vsr_lab.losses.temporal import temporal_consistency_loss, warmup_factor
 from vsr_lab.metrics.lpips import load_lpips
+from vsr_lab.metrics.perceptual.metric import PerceptualMetric, build_metrics
 from vsr_lab.metrics.scoring import METRIC_KEYS, score_clip
 from vsr_lab.models.build import build_generator
 from vsr_lab.models.discriminators import build_discriminator
@@ -27,6 +31,35 @@ from vsr_lab.ops.resize import bicubic_upsample
 from vsr_lab.training.schedules import build_scheduler
 
 CRITICS = ("latent", "pixel")
+
+
+def validation_metric_names(cfg) -> list[str]:
+    """What validation logs as val/<name> (and test/<name>), in order: for checking objectives
+    before anything trains."""
+    tlp = ["tlp"] if cfg.metrics.lpips_weights else []
+    return list(METRIC_KEYS) + tlp + list(cfg.metrics.perceptual)
+
+
+def check_logged_objectives(cfg, objectives, key: str) -> None:
+    """Each objective is a `val/<name>` that validation logs with this config."""
+    logged = validation_metric_names(cfg)
+    for objective in objectives:
+        if not objective.startswith("val/") or objective[4:] not in logged:
+            raise UserError(f"{key}: {objective!r} is not logged by validation with this config; "
+                            f"choose from {', '.join('val/' + n for n in logged)} "
+                            "(perceptual metrics are added with metrics.perceptual)")
+
+
+def build_validation_metrics(metrics_cfg) -> list[PerceptualMetric]:
+    """`metrics.perceptual` as scorers (on the CPU until validation moves them); `niqe_local`
+    uses `metrics.pretrained.niqe_local` or the built-in fit (cached in `metrics.cache_dir`)."""
+    pretrained = dict(metrics_cfg.pretrained or {})
+    if "niqe_local" in metrics_cfg.perceptual and "niqe_local" not in pretrained:
+        pretrained["niqe_local"] = str(niqe_local_params(metrics_cfg.cache_dir))
+    metrics = build_metrics(list(metrics_cfg.perceptual), metrics_cfg.weights_dir, pretrained)
+    for metric in metrics:
+        metric.batch_size = metrics_cfg.batch_size
+    return metrics
 
 
 class VSRModule(L.LightningModule):
@@ -47,7 +80,10 @@ class VSRModule(L.LightningModule):
                 self.critics[space] = build_discriminator(in_ch, cfg.discriminator[space])
         # tLP's network (None: tLP skipped), kept out of the module tree so checkpoints hold no LPIPS weights
         self.__dict__["lpips"] = load_lpips(cfg.metrics.lpips_weights, cfg.metrics.lpips_net)
-        self.metric_keys = METRIC_KEYS + (("tlp",) if self.lpips is not None else ())
+        # Perceptual metrics and the perceptual loss's network: also outside the module tree.
+        self.__dict__["perceptual"] = build_validation_metrics(cfg.metrics)
+        self.__dict__["perceptual_loss"] = build_perceptual_loss(cfg)
+        self.metric_keys = tuple(validation_metric_names(cfg))
         self.val_means = torch.nn.ModuleDict({k: MeanMetric(nan_strategy="ignore") for k in self.metric_keys})
         self.bicubic_means = torch.nn.ModuleDict({k: MeanMetric(nan_strategy="ignore") for k in self.metric_keys})
         self._bicubic_logged: set[str] = set()  # the bicubic baseline is scored once per stage
@@ -114,6 +150,8 @@ class VSRModule(L.LightningModule):
                 kind = self.cfg.discriminator[space].loss_type
                 weight = cfg[f"adversarial_{space}"].weight
                 losses[f"adv_{space}"] = weight * generator_adv_loss(critic(fakes[space]), kind)
+        if self.perceptual_loss is not None:
+            losses["perceptual"] = cfg.perceptual.weight * self.perceptual_loss(hr.flatten(0, 1), gt.flatten(0, 1))
         return losses
 
     def _critic_step(self, space: str, optimizer, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -168,6 +206,20 @@ class VSRModule(L.LightningModule):
             return []
         return list(x) if isinstance(x, (list, tuple)) else [x]
 
+    def on_fit_start(self) -> None:
+        if self.perceptual_loss is not None:
+            self.perceptual_loss.to(self.device)
+
+    def _metrics_to_device(self) -> None:
+        for metric in self.perceptual:
+            metric.to(self.device)
+
+    def on_validation_start(self) -> None:
+        self._metrics_to_device()
+
+    def on_test_start(self) -> None:
+        self._metrics_to_device()
+
     def on_train_epoch_start(self) -> None:
         dataset = getattr(self.trainer.train_dataloader, "dataset", None)
         if hasattr(dataset, "set_epoch"):
@@ -185,7 +237,7 @@ class VSRModule(L.LightningModule):
             for preds, means in pairs:
                 pred = preds[i]
                 scores = score_clip(pred, batch["gt"][i], self._ewarp_flow(batch, i, pred), self.lpips,
-                                    crop_border=self.cfg.metrics.crop_border)
+                                    crop_border=self.cfg.metrics.crop_border, perceptual=self.perceptual)
                 for key, value in scores.items():
                     means[key].update(torch.tensor(value, dtype=torch.float32))
         return hr

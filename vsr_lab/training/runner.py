@@ -19,7 +19,7 @@ from vsr_lab.config.loading import to_yaml
 from vsr_lab.data.datamodule import VSRDataModule
 from vsr_lab.errors import UserError
 from vsr_lab.tracking.mlflow_setup import log_config, make_logger, new_run_name
-from vsr_lab.training.callbacks import ValidationSamples
+from vsr_lab.training.callbacks import GeneratorEMA, ValidationSamples
 from vsr_lab.training.module import VSRModule
 
 CKPT_KEY = "vsr_lab"
@@ -77,6 +77,9 @@ def build_trainer(cfg: DictConfig, run: RunInfo, logger, extra_callbacks=()) -> 
     t = cfg.trainer
     checkpoint = ModelCheckpoint(dirpath=run.run_dir / "checkpoints", filename="best", monitor="val/psnr",
                                  mode="max", save_top_k=1, save_last=True, auto_insert_metric_name=False)
+    ema = cfg.model.ema
+    if ema.enabled:
+        extra_callbacks = (GeneratorEMA(ema.decay, ema.start_batch), *extra_callbacks)
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
         precision=t.precision, max_epochs=epochs, limit_train_batches=per_epoch,

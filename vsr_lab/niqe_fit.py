@@ -1,0 +1,61 @@
+"""`python -m vsr_lab niqe-fit`: fit NIQE's pristine model on a folder of clean images.
+
+Writes the `.mat` file pyiqa's NIQE loads (`mu_prisparam`, `cov_prisparam`), so the result can be
+used as `metrics.pretrained.niqe_local` (our scorer, any block size) or, with the default 96-pixel
+blocks, as pyiqa's own `niqe` parameter file. The published model was fitted on 125 photos with
+96-pixel blocks; use at least a few dozen sharp, clean images of the kind you will score.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from vsr_lab.errors import UserError
+
+PUBLISHED_BLOCK, SHARPNESS_THRESHOLD = 96, 0.75  # = niqe_local's; here so the CLI starts without torch
+
+
+def fit_folder(images: str, out: str, block: int = PUBLISHED_BLOCK, threshold: float = SHARPNESS_THRESHOLD) -> int:
+    """Fit on every image of the folder `images` and write `out`; returns the number of blocks used."""
+    import torch
+
+    from vsr_lab.data.video_io import list_frame_files, read_image
+    from vsr_lab.metrics.perceptual.niqe_local import fit_params, save_params
+
+    if block < 8 or block % 2:
+        raise UserError(f"--block-size must be an even number of at least 8 pixels, got {block}")
+    if not 0.0 <= threshold < 1.0:
+        raise UserError(f"--threshold must be in [0, 1), got {threshold}")
+    files = list_frame_files(images)
+    small = [f for f in files if min(read_image(f).shape[:2]) < block]
+    if small:
+        raise UserError(f"{small[0]}: smaller than one {block}-pixel block; use larger images or --block-size")
+
+    def tensors():
+        for f in files:
+            print(f"niqe-fit: {f.name}", flush=True)
+            yield torch.from_numpy(read_image(f)).permute(2, 0, 1).float() / 255.0
+
+    try:
+        mu, cov, blocks = fit_params(tensors(), block, threshold)
+    except ValueError as exc:
+        raise UserError(f"--images {images}: {exc}") from None
+    save_params(out, mu, cov, block, images=str(images), blocks=blocks)
+    return blocks
+
+
+def cmd_niqe_fit(args) -> int:
+    blocks = fit_folder(args.images, args.out, args.block_size, args.threshold)
+    print(f"wrote {args.out}: NIQE pristine model from {blocks} sharp {args.block_size}-pixel blocks")
+    return 0
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("niqe-fit", help="fit NIQE's pristine model on a folder of clean images")
+    p.add_argument("--images", required=True, help="folder of clean images (png, jpg, ...)")
+    p.add_argument("--out", required=True, help="parameter file to write (.mat, pyiqa's NIQE format)")
+    p.add_argument("--block-size", type=int, default=PUBLISHED_BLOCK,
+                   help=f"block side in pixels (default {PUBLISHED_BLOCK}, the published model's)")
+    p.add_argument("--threshold", type=float, default=SHARPNESS_THRESHOLD,
+                   help=f"keep blocks sharper than this share of an image's sharpest (default {SHARPNESS_THRESHOLD})")
+    p.set_defaults(func=cmd_niqe_fit)
