@@ -20,7 +20,7 @@ def store_overrides(root: Path, experiment: str) -> list[str]:
         f"tracking.artifact_location={root / 'mlartifacts'}",
         f"output_dir={root / 'runs'}",
         f"tracking.experiment={experiment}",
-        "tracking.log_checkpoint=false",
+        "tracking.log_checkpoints=none",
     ]
 
 
@@ -64,10 +64,14 @@ def fake_store(root: Path, experiment: str = "fake") -> dict:
         for seed, (psnr, ewarp) in enumerate(per_seed):
             run = client.create_run(exp, tags={MLFLOW_PARENT_RUN_ID: ablation, "vsr_lab.config": config,
                                                "vsr_lab.seed": str(seed), MLFLOW_RUN_NAME: f"{config}-a1b2c{seed}"})
-            for key, value in (("val/psnr", psnr), ("val/ewarp", ewarp), ("val/bicubic_psnr", 25.0),
-                               ("val/batches", 2.0)):
+            for key, value in (("val/psnr", psnr), ("val/ewarp", ewarp), ("val/bicubic_psnr", 30.75),
+                               ("val/bicubic_ewarp", 0.25), ("val/batches", 2.0)):
                 client.log_metric(run.info.run_id, key, value)
             client.set_terminated(run.info.run_id)
+    evaluation = client.create_run(exp, tags={MLFLOW_PARENT_RUN_ID: run.info.run_id, "vsr_lab.stage": "validate",
+                                              MLFLOW_RUN_NAME: "no_flow_reg-a1b2c1-validate-best"})
+    client.log_metric(evaluation.info.run_id, "val/psnr", 55.0)  # a re-score: never a config of its own
+    client.set_terminated(evaluation.info.run_id)
     stale = client.create_run(exp, tags={MLFLOW_PARENT_RUN_ID: ablation, "vsr_lab.config": "full",
                                          "vsr_lab.seed": "2"})
     client.log_metric(stale.info.run_id, "val/psnr", 99.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import signal
 
 import pandas as pd
@@ -52,7 +53,9 @@ def test_ablate_runs_every_pair_under_one_parent_and_prints_the_stored_numbers(s
         sorted((c, s) for c in configs for s in ("0", "1"))
 
     table = pd.read_csv(out / "comparison.csv", index_col="config")
-    assert list(table.index) == configs and (table["n"] == 2).all()
+    assert list(table.index) == [*configs, "bicubic"] and (table.loc[configs, "n"] == 2).all()
+    bicubic = pd.Series([c.data.metrics["val/bicubic_psnr"] for c in children])
+    assert table.loc["bicubic", "n"] == 4 and table.loc["bicubic", "val/psnr mean"] == pytest.approx(bicubic.mean())
     reference = configs[0]  # no `full` among no_*: the first config is the reference
     for config in configs:
         stored = [c.data.metrics for c in children if c.data.tags["vsr_lab.config"] == config]
@@ -66,13 +69,20 @@ def test_ablate_runs_every_pair_under_one_parent_and_prints_the_stored_numbers(s
         psnr = table.loc[config, "val/psnr mean"]
         assert f"{psnr:.4f} +- {table.loc[config, 'val/psnr std']:.4f}" in row
     assert f"| {reference} (ref) |" in printed
+    assert printed.splitlines()[-1].startswith("| bicubic (baseline) | 4 |")  # the table ends with the baseline
+    # a header per child before its fit, and its best score beside bicubic after it
+    assert [line for line in printed.splitlines() if re.match(r"== \[\d/4\] \S+ seed \d$", line)] == \
+        [f"== [{i}/4] {c} seed {s}" for i, (c, s) in enumerate(((c, s) for c in configs for s in (0, 1)), 1)]
+    assert re.search(r"^== \[1/4\] \S+ seed 0: best val/psnr \d+\.\d{4} at batch 2, bicubic \d+\.\d{4} ", printed, re.M)
+    assert f"ablation {parents[0].data.tags['vsr_lab.ablation']}: 4 runs trained" in printed
+    assert parents[0].info.run_name == parents[0].data.tags["vsr_lab.ablation"]  # ablation-1a2b3c4d, not doubled
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "comparison")}
     assert {"comparison/comparison.md", "comparison/comparison.csv", "comparison/comparison.png",
             "comparison/runs.csv"} <= artifacts
 
     # The same command again: nothing is re-run.
     assert main(args) == 0
-    assert f"0 run, {2 * len(configs)} already finished, 0 failed" in capsys.readouterr().out
+    assert f"0 runs trained, {2 * len(configs)} already finished, 0 failed" in capsys.readouterr().out
     assert len(runs_of(client, experiment)[1]) == 2 * len(configs)
 
 

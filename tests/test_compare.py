@@ -24,7 +24,11 @@ def test_compare_reads_an_ablation_back_and_writes_table_and_plots(store, tmp_pa
                  "--parent", "abl", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     table = pd.read_csv(out / "comparison.csv", index_col="config")
-    assert list(table.index) == ["full", "no_flow_reg", "no_gan"]  # the KILLED run (psnr 99) is ignored
+    # the KILLED run (psnr 99) and the evaluation run (psnr 55) are ignored; the baseline comes last
+    assert list(table.index) == ["full", "no_flow_reg", "no_gan", "bicubic"]
+    assert table.loc["bicubic", "n"] == 6 and table.loc["bicubic", "val/psnr mean"] == pytest.approx(30.75)
+    assert table.loc["bicubic", "val/psnr delta"] == pytest.approx(30.75 - 30.5)
+    assert table.loc["bicubic", "val/ewarp mean"] == pytest.approx(0.25)
     assert table.loc["full", "n"] == 2
     assert table.loc["full", "val/psnr mean"] == pytest.approx(30.5)
     assert table.loc["full", "val/psnr std"] == pytest.approx(np.std([30.0, 31.0], ddof=1))
@@ -33,6 +37,8 @@ def test_compare_reads_an_ablation_back_and_writes_table_and_plots(store, tmp_pa
     assert [c for c in table.columns if "bicubic" in c or "batches" in c] == []
     assert "| full (ref) | 2 | 30.5000 +- 0.7071 |" in printed
     assert "| no_gan | 2 | 29.2500 +- 0.3536 |" in printed and "-1.2500" in printed
+    assert "| bicubic (baseline) | 6 | 30.7500 +- 0.0000 | 0.2500 +- 0.0000 | +0.2500 | -0.4500 |" in printed
+    assert "compared the 6 finished child runs of abl, one row per config" in printed
     assert (out / "comparison.png").stat().st_size > 10_000 and (out / "comparison.md").read_text() in printed
 
 
@@ -64,3 +70,28 @@ def test_study_trials_and_pareto_front(store):
     assert list(front) == [True, True, False, True]
     fig = comparison.pareto_figure(trials, objectives, directions, label="trial")
     assert fig.axes[0].get_xlabel() == "val/ewarp (minimize)"
+
+
+def test_compare_without_parent_groups_only_training_fits_and_says_so(store, capsys):
+    assert main(["compare", "--experiment", store["experiment"], "--tracking-uri", store["uri"]]) == 0
+    printed = capsys.readouterr().out
+    rows = [line.split(" |")[0].lstrip("| ") for line in printed.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["full (ref)", "no_flow_reg", "no_gan", "bicubic (baseline)"]  # no trials, no re-score
+    assert ("compared the 6 finished training fits of experiment 'fake' (left out: 2 ablation/study parents, "
+            "4 study trials, 1 evaluation run), one row per config") in printed
+
+
+def test_bar_charts_start_at_zero_or_say_so_and_draw_bicubic_dashed(store):
+    summary = comparison.summarize(load_runs(store["uri"], store["experiment"], parent="abl"))
+    fig = comparison.bar_charts(summary)
+    psnr, ewarp = fig.axes[:2]
+    assert psnr.get_title() == "val/psnr" and ewarp.get_title() == "val/ewarp (lower better)"
+    for ax, base in ((psnr, 30.75), (ewarp, 0.25)):
+        dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+        assert len(dashed) == 1 and dashed[0].get_ydata()[0] == pytest.approx(base)
+        assert len(ax.patches) == 3  # one bar per config; the baseline is a line, not a bar
+    # PSNRs of 29-31.7 dB from zero would hide the differences: cut, and the label says so
+    bottom = psnr.get_ylim()[0]
+    assert bottom > 25 and psnr.get_ylabel() == f"axis starts at {bottom:.4g}, not 0"
+    # E*warp 0.25-1.2: the bars start at zero
+    assert ewarp.get_ylim()[0] == 0 and ewarp.get_ylabel() == "from 0"

@@ -3,6 +3,7 @@ one sqlite study, and a killed worker's study continued by a re-run."""
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 
@@ -39,6 +40,8 @@ def store(tmp_path_factory):
      "key 'loss.reconstruction.type' must be one of charbonnier, l1; got 'l3'"),
     (["sweep.directions=[minimize]"], "one direction per objective (2 objectives, 1 directions)"),
     (["sweep.objectives=[psnr]", "sweep.directions=[maximize]"], "'psnr' must be a validation metric"),
+    (["sweep.pruner=median"], "key 'sweep.pruner': 'median' prunes single-objective studies only; with 2 "
+                              "objectives set sweep.pruner: none"),
 ])
 def test_malformed_search_space_is_one_error_before_training(tmp_path, capsys, extra, needle):
     args = ["sweep", "--config", SWEEP, "--study", "bad", "--trials", "2",
@@ -85,6 +88,9 @@ def test_two_workers_share_one_study_without_duplicated_or_lost_trials(store):
     workers = [start_cli(*args) for _ in range(2)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    headers = [line for out in outputs for line in out.splitlines() if re.match(r"== \[\d/3\] trial \d: ", line)]
+    assert len(headers) >= 3 and all("loss.temporal.weight=" in h for h in headers)  # one per trial started
+    assert "| bicubic |" in outputs[0] and "| bicubic |" in outputs[1]  # the final table's baseline row
     trials = optuna.load_study(study_name="two", storage=storage).get_trials()
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(done) == 3 and len({t.number for t in done}) == 3

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import mlflow
 import pytest
 import torch
+import yaml
 
+from vsr_lab.cli import main
 from vsr_lab.config import load_config
 from vsr_lab.training.runner import fit, read_checkpoint_meta
 
@@ -43,7 +46,7 @@ def test_every_config_trains_a_few_steps(config, tiny_overrides):
     assert 15 < metrics["val/bicubic_psnr"] < 50
 
 
-def test_mlflow_run_holds_params_config_samples_and_checkpoint(tiny_overrides):
+def test_mlflow_run_holds_params_config_samples_and_checkpoint(tiny_overrides, tmp_path):
     cfg = load_config(REPO / "ablations" / "no_pixel_gan.yaml", tiny_overrides)
     _, run = fit(cfg, "ablations/no_pixel_gan.yaml")
     client = mlflow.MlflowClient(tracking_uri=cfg.tracking.tracking_uri)
@@ -52,11 +55,17 @@ def test_mlflow_run_holds_params_config_samples_and_checkpoint(tiny_overrides):
     assert data.data.params["loss.adversarial_pixel.enabled"] == "False"
     assert data.data.params["data.scale"] == "4"
     top = {a.path for a in client.list_artifacts(run.mlflow_run_id)}
-    assert {"config.yaml", "samples", "best"} <= top
+    assert {"config.yaml", "samples", "checkpoints.json"} <= top and "best" not in top
     samples = client.list_artifacts(run.mlflow_run_id, "samples")
     assert len(samples) == 1 and samples[0].path.endswith(".png")
-    best = {a.path for a in client.list_artifacts(run.mlflow_run_id, "best")}
-    assert "best/best.ckpt" in best
+    # tracking.log_checkpoints: reference (default): the checkpoints are on disk once, in the run folder
+    folder = run.run_dir / "checkpoints"
+    record = json.loads(Path(client.download_artifacts(run.mlflow_run_id, "checkpoints.json", str(tmp_path))).read_text())
+    assert record == {"folder": str(folder), "files": {f.name: {"bytes": f.stat().st_size}
+                                                        for f in sorted(folder.glob("*.ckpt"))}}
+    assert sorted(record["files"]) == ["best.ckpt", "last.ckpt"]
+    assert data.data.tags["vsr_lab.checkpoints"] == str(folder)
+    assert not list(Path(cfg.tracking.artifact_location).rglob("*.ckpt"))
 
 
 def test_same_seed_same_weights(tiny_overrides, tmp_path):
@@ -70,21 +79,41 @@ def test_same_seed_same_weights(tiny_overrides, tmp_path):
     assert torch.equal(weights[0], weights[1])
 
 
-def test_resume_continues_the_same_run(tiny_overrides):
+def test_resume_continues_the_same_run_and_says_so(tiny_overrides, capsys):
     cfg = load_config(REPO / "ablations" / "no_gan.yaml", tiny_overrides)
     _, run = fit(cfg, "no_gan.yaml")
     last = run.run_dir / "checkpoints" / "last.ckpt"
     meta = read_checkpoint_meta(str(last))
     assert meta["mlflow_run_id"] == run.mlflow_run_id and meta["config"]["seed"] == cfg.seed
+    assert meta["batches_done"] == 2
+    original = (run.run_dir / "config.yaml").read_text()
     longer = load_config(REPO / "ablations" / "no_gan.yaml", tiny_overrides + ["trainer.max_batches=4"])
+    capsys.readouterr()
     trainer, resumed = fit(longer, "no_gan.yaml", ckpt=str(last))
+    assert f"resuming run {run.name} at batch 2 of 4" in capsys.readouterr().out
     assert resumed.mlflow_run_id == run.mlflow_run_id and resumed.run_dir == run.run_dir
     assert trainer.lightning_module.batches_done == 4
+    # config.yaml is still the config the run started with; the resume is recorded beside it
+    assert (run.run_dir / "config.yaml").read_text() == original and "max_batches: 2" in original
+    resumes = yaml.safe_load((run.run_dir / "resumes.yaml").read_text())
+    assert len(resumes) == 1 and resumes[0]["at_batch"] == 2 and resumes[0]["max_batches"] == 4
+    assert resumes[0]["changed"] == {"trainer.max_batches": {"was": 2, "now": 4}}
+    # the summary covers the whole run: validations at batch 2 (first session) and 4
+    assert [h["batches"] for h in resumed.history] == [2, 4]
     client = mlflow.MlflowClient(tracking_uri=cfg.tracking.tracking_uri)
     history = client.get_metric_history(run.mlflow_run_id, "val/batches")
     assert sorted(m.value for m in history) == [2.0, 4.0]
     runs = client.search_runs([client.get_experiment_by_name(cfg.tracking.experiment).experiment_id])
     assert len(runs) == 1
+    assert "resumes.yaml" in {a.path for a in client.list_artifacts(run.mlflow_run_id)}
+
+    # asking for fewer batches than done: one error line, exit 2, nothing touched
+    assert main(["fit", "--config", str(REPO / "ablations" / "no_gan.yaml"), "--ckpt", str(last),
+                 *tiny_overrides, "trainer.max_batches=2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"run {run.name} has already trained 4 batches" in err[0]
+    assert "trainer.max_batches=2 asks for fewer" in err[0]
+    assert len(yaml.safe_load((run.run_dir / "resumes.yaml").read_text())) == 1
 
 
 def test_bad_training_length_fails_before_any_run(tiny_overrides, tmp_path):

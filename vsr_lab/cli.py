@@ -38,7 +38,7 @@ def cmd_fit(args) -> int:
     from vsr_lab.training.runner import fit
 
     _, run = fit(cfg, args.config, args.ckpt)
-    print(f"run {run.name}: checkpoints in {run.run_dir / 'checkpoints'}; MLflow run id {run.mlflow_run_id}")
+    print(run.summary)
     return 0
 
 
@@ -203,19 +203,32 @@ def add_upscale_command(sub) -> None:
     p.set_defaults(func=_cmd_upscale)
 
 
+def where_runs_go() -> str:
+    """The documented output defaults, read from the schema so help and code cannot disagree."""
+    from vsr_lab.config.schema import TrackingConfig, VSRConfig
+
+    return (f"Defaults: run folders in {VSRConfig.output_dir}/<config stem>-<id>/ (key output_dir); MLflow store "
+            f"{TrackingConfig.tracking_uri} (key tracking.tracking_uri) with artifacts in "
+            f"{TrackingConfig.artifact_location}/ (key tracking.artifact_location); checkpoints stored once, in the "
+            f"run folder (key tracking.log_checkpoints: {TrackingConfig.log_checkpoints}).")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vsr_lab", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show third-party notices (Lightning tips, device lines, deprecation warnings)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("fit", help="train one configuration (logs to MLflow)")
+    p = sub.add_parser("fit", help="train one configuration (logs to MLflow)", epilog=where_runs_go())
     _add_config_args(p)
     p.add_argument("--ckpt", help="checkpoint to resume from (continues the same MLflow run)")
     p.set_defaults(func=cmd_fit)
 
     for stage, text in (("validate", "score a checkpoint on the validation clips"),
                         ("test", "score a checkpoint on the test clips")):
-        p = sub.add_parser(stage, help=text)
+        p = sub.add_parser(stage, help=text, epilog="With --ckpt, the scores are logged to a run nested under "
+                           "the checkpoint's MLflow run; nothing else is written. " + where_runs_go())
         _add_config_args(p, config_required=False)
         p.add_argument("--ckpt", help="checkpoint to evaluate (its config is used when --config is absent)")
         p.set_defaults(func=_cmd_evaluate_stage(stage))
@@ -224,19 +237,25 @@ def build_parser() -> argparse.ArgumentParser:
     from vsr_lab.ablation.commands import add_commands as add_ablation_commands  # ablate, compare
     from vsr_lab.studies.commands import add_commands as add_study_commands  # sweep
 
+    from vsr_lab.tracking.run_folders import add_commands as add_run_folder_commands  # runs gc
+
     add_ablation_commands(sub)
     add_study_commands(sub)
     add_bench_command(sub)
     add_upscale_command(sub)
     add_niqe_fit_command(sub)
+    add_run_folder_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    from vsr_lab.console import quiet
+
     try:
-        return args.func(args)
+        with quiet(args.verbose):
+            return args.func(args)
     except UserError as exc:
         if args.debug:
             raise

@@ -11,10 +11,13 @@ EXIT_SOME_FAILED = 1
 def cmd_ablate(args) -> int:
     from vsr_lab.ablation.runner import run_ablation
 
+    from vsr_lab.console import plural
+
     result = run_ablation(args.configs, args.seeds, args.overrides, workers=args.workers, name=args.name,
-                          reference=args.reference, out_dir=args.out, objectives=_objectives(args.objectives))
-    print(f"ablation {result.name}: {len(result.ran)} run, {len(result.skipped)} already finished, "
-          f"{len(result.failed)} failed; MLflow parent run {result.parent_run_id}")
+                          reference=args.reference, out_dir=args.out, objectives=_objectives(args.objectives),
+                          verbose=getattr(args, "verbose", False))
+    print(f"ablation {result.name}: {plural(len(result.ran), 'run')} trained, {len(result.skipped)} already "
+          f"finished, {len(result.failed)} failed; MLflow parent run {result.parent_run_id}")
     for pair, error in result.failed.items():
         print(f"FAILED {Path(pair.config).name} seed {pair.seed}: {error.splitlines()[0]}")
     print(result.table, end="")
@@ -32,6 +35,7 @@ def cmd_compare(args) -> int:
     from vsr_lab.tracking.runs import load_runs
 
     runs = load_runs(args.tracking_uri, args.experiment, args.runs or (), args.parent)
+    print(runs.attrs["selection"])
     with tempfile.TemporaryDirectory() as tmp:
         summary = comparison.write_comparison(runs, args.out or tmp, args.reference, _objectives(args.objectives))
     print(comparison.markdown_table(summary), end="")
@@ -59,7 +63,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--experiment", required=True, help="MLflow experiment name")
     p.add_argument("--runs", nargs="+", help="run ids (default: all finished runs of the experiment)")
     p.add_argument("--parent", help="only the children of this ablation/study (name) or parent run id")
-    p.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store (default sqlite:///mlflow.db)")
+    p.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store (default: %(default)s)")
     p.add_argument("--reference", help="config the others are compared to (default: full, else the first)")
     p.add_argument("--out", help="write runs.csv, comparison.csv/.md/.png (and perception_distortion.png) here")
     p.add_argument("--objectives", help="validation metrics for a Pareto front over the configs, comma-separated")

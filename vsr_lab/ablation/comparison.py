@@ -2,6 +2,11 @@
 reference group, Markdown/CSV tables and bar charts with error bars; Pareto-front plots; the
 perception-distortion plot (PSNR against each no-reference perceptual score, bicubic marked).
 
+Plain bicubic upsampling is a row of every table (`bicubic`, from the `val/bicubic_*` scores each
+run logged on its own validation clips) and a dashed line on every bar chart, so a variant that
+loses to the baseline cannot look like a win. Bars start at zero; where the differences would be
+invisible from zero, the axis is cut and its label says where it starts.
+
 Shared by `ablate`, `sweep`, `compare` and the notebook, so every view shows the same numbers.
 Figures are plain `matplotlib.figure.Figure` objects (no pyplot state): they save the same on a
 headless worker and display inline in a notebook.
@@ -16,16 +21,17 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vsr_lab.errors import UserError
-from vsr_lab.metrics.perceptual.catalog import lower_is_better as perceptual_lower_is_better
 from vsr_lab.registry import PERCEPTUAL_METRICS
+from vsr_lab.metrics.directions import lower_is_better
 
 META_COLUMNS = ("run_id", "group", "seed")
-LOWER_IS_BETTER = ("val/ewarp", "val/tof", "val/flicker", "val/tlp")
+BICUBIC = "bicubic"  # the baseline's row in every table
+BICUBIC_INFIX = "/bicubic_"  # `val/bicubic_psnr`: the baseline's score beside `val/psnr`
 
 
 def lower_better(metric: str) -> bool:
-    """Direction of a logged metric: the temporal ones and the perceptual metrics that say so."""
-    return metric in LOWER_IS_BETTER or bool(perceptual_lower_is_better(metric.split("/", 1)[-1]))
+    """Direction of a logged metric (metrics.directions, which also asks the perceptual catalog)."""
+    return lower_is_better(metric)
 
 
 def direction(metric: str) -> str:
@@ -39,26 +45,48 @@ def no_reference_metrics(metrics) -> list[str]:
 
 
 def metrics_of(runs: pd.DataFrame) -> list[str]:
-    return [c for c in runs.columns if c not in META_COLUMNS]
+    return [c for c in runs.columns if c not in META_COLUMNS and BICUBIC_INFIX not in c]
+
+
+def bicubic_column(metric: str) -> str:
+    """`val/psnr` -> `val/bicubic_psnr`."""
+    prefix, name = metric.split("/", 1)
+    return f"{prefix}{BICUBIC_INFIX}{name}"
 
 
 def pick_reference(groups, reference: str | None) -> str:
     """The named group; by default `full` when present, else the first group."""
     groups = list(groups)
     if reference is None:
-        return "full" if "full" in groups else groups[0]
+        configs = [g for g in groups if g != BICUBIC]
+        return "full" if "full" in configs else configs[0]
     if reference not in groups:
         raise UserError(f"--reference: {reference!r} is not one of the compared configs ({', '.join(groups)})")
     return reference
 
 
+def _bicubic_runs(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """The baseline as runs of a `bicubic` group: each run's logged bicubic scores (the same clips
+    give the same scores, so its std is 0 unless the compared runs validated on different clips)."""
+    columns = {bicubic_column(m): m for m in metrics if bicubic_column(m) in runs.columns}
+    return runs[list(columns)].rename(columns=columns).dropna(how="all").reindex(columns=metrics)
+
+
 def summarize(runs: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
-    """Per group: n, and per metric mean, std over runs (sample std; NaN for one run), mean - reference mean."""
+    """Per group: n, and per metric mean, std over runs (sample std; NaN for one run), mean - reference mean.
+
+    The last row, `bicubic`, is the bicubic baseline the runs logged (n: the runs it was read from).
+    """
     metrics = metrics_of(runs)
+    if BICUBIC in set(runs["group"]):
+        raise UserError(f"a compared config is named {BICUBIC!r}, the name of the baseline row; rename it")
+    base = _bicubic_runs(runs, metrics)
     grouped = runs.groupby("group", sort=True)[metrics]
-    mean, std = grouped.mean(), grouped.std(ddof=1)
+    mean, std, size = grouped.mean(), grouped.std(ddof=1), grouped.size()
+    if len(base):
+        mean.loc[BICUBIC], std.loc[BICUBIC], size.loc[BICUBIC] = base.mean(), base.std(ddof=1), len(base)
     ref = pick_reference(mean.index, reference)
-    out = pd.DataFrame({"n": grouped.size()})
+    out = pd.DataFrame({"n": size})
     for m in metrics:
         out[f"{m} mean"] = mean[m]
         out[f"{m} std"] = std[m]
@@ -89,7 +117,8 @@ def markdown_table(summary: pd.DataFrame, digits: int = 4) -> str:
         + [f"delta {m}" for m in metrics]
     rows = []
     for config, row in summary.iterrows():
-        cells = [f"{config}{' (ref)' if config == ref else ''}", str(int(row["n"]))]
+        label = f"{config}{' (baseline)' if config == BICUBIC else ''}{' (ref)' if config == ref else ''}"
+        cells = [label, str(int(row["n"]))]
         for m in metrics:
             mean, std = row[f"{m} mean"], row[f"{m} std"]
             cells.append(f"{mean:.{digits}f}" + ("" if np.isnan(std) else f" +- {std:.{digits}f}"))
@@ -98,22 +127,48 @@ def markdown_table(summary: pd.DataFrame, digits: int = 4) -> str:
     return markdown_rows(head, rows)
 
 
+def _y_limits(values: np.ndarray) -> tuple[float, float, bool]:
+    """(bottom, top, cut): from zero when that still shows the differences, else a cut axis.
+
+    Zero-based bars compare lengths honestly; but PSNRs of 30.6-31.7 dB would all look the same
+    from zero, so when the spread is under a tenth of the distance from zero the axis is cut
+    (and the caller labels it so)."""
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    lo0, hi0 = min(lo, 0.0), max(hi, 0.0)
+    spread = hi - lo
+    if spread >= 0.1 * (hi0 - lo0) or spread == 0:
+        pad = 0.08 * (hi0 - lo0 or 1.0)
+        return lo0 - (pad if lo < 0 else 0.0), hi0 + (pad if hi > 0 else 0.0), False
+    pad = 0.15 * spread
+    return lo - pad, hi + pad, True
+
+
 def bar_charts(summary: pd.DataFrame) -> Figure:
-    """One bar chart per metric: mean per config with the std over seeds as error bars."""
+    """One bar chart per metric: mean per config with the std over seeds as error bars, and the
+    bicubic baseline as a dashed line (not a bar)."""
     metrics = summary.attrs["metrics"]
     cols = min(3, len(metrics))
     rows = -(-len(metrics) // cols)
-    fig = Figure(figsize=(4.2 * cols, 3.4 * rows))
+    fig = Figure(figsize=(4.2 * cols, 3.6 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
-    configs = list(summary.index)
+    has_base = BICUBIC in summary.index
+    bars = summary.drop(index=BICUBIC) if has_base else summary
+    configs = list(bars.index)
     colors = ["tab:orange" if c == summary.attrs["reference"] else "tab:blue" for c in configs]
     for ax, m in zip(axes.flat, metrics):
-        ax.bar(range(len(configs)), summary[f"{m} mean"], yerr=summary[f"{m} std"].fillna(0.0),
-               color=colors, capsize=4)
-        lo = (summary[f"{m} mean"] - summary[f"{m} std"].fillna(0.0)).min()
-        hi = (summary[f"{m} mean"] + summary[f"{m} std"].fillna(0.0)).max()
-        pad = 0.15 * (hi - lo) if hi > lo else 0.05 * abs(hi) + 1e-6
-        ax.set_ylim(lo - pad, hi + pad)
+        mean, err = bars[f"{m} mean"], bars[f"{m} std"].fillna(0.0)
+        ax.bar(range(len(configs)), mean, yerr=err, color=colors, capsize=4)
+        shown = np.concatenate([(mean - err).to_numpy(float), (mean + err).to_numpy(float)])
+        if has_base and np.isfinite(summary.loc[BICUBIC, f"{m} mean"]):
+            base = float(summary.loc[BICUBIC, f"{m} mean"])
+            ax.axhline(base, color="black", linestyle="--", linewidth=1.2, label=f"bicubic {base:.4g}")
+            ax.legend(fontsize=7, loc="best", framealpha=0.9)
+            shown = np.append(shown, base)
+        if np.isfinite(shown).any():
+            bottom, top, cut = _y_limits(shown[np.isfinite(shown)])
+            ax.set_ylim(bottom, top)
+            ax.set_ylabel(f"axis starts at {bottom:.4g}, not 0" if cut else "from 0", fontsize=8,
+                          color="tab:red" if cut else "black")
         ax.set_xticks(range(len(configs)), configs, rotation=30, ha="right", fontsize=8)
         ax.set_title(m + (" (lower better)" if lower_better(m) else ""), fontsize=9)
     for ax in list(axes.flat)[len(metrics):]:
@@ -196,8 +251,9 @@ def config_pareto(summary: pd.DataFrame, objectives: list[str]) -> tuple[pd.Data
 
 
 def bicubic_baselines(runs: pd.DataFrame) -> dict[str, float]:
-    """Mean bicubic score per metric (`runs.attrs["bicubic"]`, filled by tracking.runs.runs_frame)."""
-    return dict(runs.attrs.get("bicubic", {}))
+    """Mean bicubic score per metric, from the `val/bicubic_<metric>` columns of the runs."""
+    return {m: float(runs[bicubic_column(m)].mean()) for m in metrics_of(runs)
+            if bicubic_column(m) in runs.columns and runs[bicubic_column(m)].notna().any()}
 
 
 def write_comparison(runs: pd.DataFrame, out_dir: str | Path, reference: str | None = None,
@@ -220,3 +276,18 @@ def write_comparison(runs: pd.DataFrame, out_dir: str | Path, reference: str | N
         points.to_csv(out / "pareto.csv", index=False)
         figure.savefig(out / "pareto.png", dpi=110)
     return summary
+
+
+def save_figure(fig: Figure, path: str | Path, tracking_uri: str, experiment: str, parent: str | None) -> Path:
+    """Write `fig` to `path` and, with a parent (ablation/study name or run id), log the file as an
+    artifact `notebook/<file name>` of that parent run, so the figure sits with the runs it shows."""
+    from vsr_lab.tracking.runs import experiment_id, find_parent, tracking_client
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    if parent:
+        client = tracking_client(tracking_uri)
+        parent_id = find_parent(client, experiment_id(client, experiment, create=False), parent)
+        client.log_artifact(parent_id, str(path), "notebook")
+    return path

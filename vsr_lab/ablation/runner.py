@@ -92,21 +92,30 @@ def plan(configs: list[str], seeds: int, overrides: list[str], objectives=()) ->
     return pairs
 
 
-def _run_pair(pair: Pair, overrides: list[str], tags: dict[str, str]) -> str | None:
-    """One fit; returns None on success, else the error (a worker never raises, so others go on)."""
+def _run_pair(pair: Pair, overrides: list[str], tags: dict[str, str], position: str = "") -> str | None:
+    """One fit under a header naming it; returns None on success, else the error (a worker never
+    raises, so the others go on)."""
     from vsr_lab.training.runner import fit
+    from vsr_lab.training.summary import headline
 
+    label = f"[{position}] {pair.group} seed {pair.seed}" if position else f"{pair.group} seed {pair.seed}"
+    print(f"== {label}", flush=True)
     try:
-        fit(load_config(pair.config, overrides), pair.config, tags=tags)
+        _, run = fit(load_config(pair.config, overrides), pair.config, tags=tags)
+        print(f"== {label}: {headline(run.history, run.bicubic)}", flush=True)
         return None
     except Exception as exc:  # reported per pair at the end instead of stopping the ablation
+        print(f"== {label}: FAILED ({exc.__class__.__name__})", flush=True)
         return f"{exc.__class__.__name__}: {exc}\n{traceback.format_exc(limit=3)}"
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, verbose: bool = False) -> None:
     import torch
 
+    from vsr_lab.console import quiet_process
+
     torch.set_num_threads(threads)
+    quiet_process(verbose)  # a spawned worker starts without the entry point's filters
 
 
 def _run_pair_star(job):
@@ -114,7 +123,8 @@ def _run_pair_star(job):
 
 
 def run_ablation(pattern: str, seeds: int, overrides=(), workers: int = 1, name: str | None = None,
-                 reference: str | None = None, out_dir: str | None = None, objectives=()) -> AblationResult:
+                 reference: str | None = None, out_dir: str | None = None, objectives=(),
+                 verbose: bool = False) -> AblationResult:
     """`objectives` (validation metrics such as val/niqe_local, val/psnr): the comparison also
     draws the Pareto front of the configs' means over them (directions from the metrics)."""
     overrides, objectives = list(overrides), list(objectives)
@@ -141,11 +151,12 @@ def run_ablation(pattern: str, seeds: int, overrides=(), workers: int = 1, name:
         tags = {MLFLOW_PARENT_RUN_ID: parent, ABLATION_TAG: name, GROUP_TAG: pair.group,
                 CONFIG_PATH_TAG: pair.config, SEED_TAG: str(pair.seed)}
         jobs.append((pair, pair_overrides, tags))
+    jobs = [(*job, f"{i}/{len(jobs)}") for i, job in enumerate(jobs, 1)]
 
     if workers > 1 and len(jobs) > 1:
         threads = max(1, (os.cpu_count() or 1) // workers)
         ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init, initargs=(threads,)) as pool:
+        with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init, initargs=(threads, verbose)) as pool:
             outcomes = list(pool.imap_unordered(_run_pair_star, jobs))
     else:
         outcomes = [(job[0], _run_pair(*job)) for job in jobs]

@@ -250,7 +250,10 @@ class TrackingConfig:
     experiment: str = "vsr_lab"
     run_name: Optional[str] = None
     log_images: int = 2
-    log_checkpoint: bool = True
+    # best/last checkpoints live in the run folder; MLflow gets `reference` (their paths and sizes,
+    # checkpoints.json), `copy` (the files as artifacts: hard links on a local artifact store, an
+    # upload to a server's) or `none`
+    log_checkpoints: str = one_of("reference", "reference", "copy", "none")
 
 
 @dataclass
@@ -286,7 +289,7 @@ class SweepParamConfig:
 class SweepConfig:
     """Optuna study: `params` maps dotted config keys to distributions; one direction per objective.
 
-    Pruning needs a single objective and is not applied to multi-objective studies. A worker's
+    Pruning needs a single objective: a pruner other than `none` with several objectives is an error. A worker's
     trial left RUNNING without a heartbeat for `grace_period` seconds is failed and retried.
     `seed` makes a one-worker study reproducible; leave it null for several workers, which would
     otherwise draw the same samples.

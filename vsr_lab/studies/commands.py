@@ -24,6 +24,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help="YAML config with a `sweep:` section")
     p.add_argument("--study", required=True, help="study name; re-running continues it")
     p.add_argument("--trials", type=int, required=True, help="total trials of the study, over all workers")
-    p.add_argument("--storage", default="sqlite:///optuna.db", help="Optuna RDB storage URL (sqlite, postgresql)")
+    p.add_argument("--storage", default="sqlite:///optuna.db",
+                   help="Optuna RDB storage URL (sqlite, postgresql); default: %(default)s in the working folder")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dot-list overrides for every trial")
     p.set_defaults(func=cmd_sweep)

@@ -104,6 +104,9 @@ def check_objectives(cfg: DictConfig, source: str) -> None:
             raise UserError(f"{source}: key 'sweep.objectives': {o!r} must be a validation metric such as val/psnr")
     if len(set(s.objectives)) != len(s.objectives):
         raise UserError(f"{source}: key 'sweep.objectives' names a metric twice")
+    if len(s.objectives) > 1 and s.pruner != "none":  # Optuna prunes on one reported value per step
+        raise UserError(f"{source}: key 'sweep.pruner': {s.pruner!r} prunes single-objective studies only; "
+                        f"with {len(s.objectives)} objectives set sweep.pruner: none")
 
 
 def parse_search_space(cfg: DictConfig, source: str) -> list[SearchParam]:

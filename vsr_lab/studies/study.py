@@ -31,6 +31,7 @@ from vsr_lab.registry import STUDY_PRUNERS, STUDY_SAMPLERS
 from vsr_lab.studies.search_space import SearchParam, override, parse_search_space
 from vsr_lab.tracking.runs import (GROUP_TAG, OBJECTIVES_TAG, TRIAL_STATE_TAG, TRIAL_TAG, child_runs,
                                    experiment_id, find_or_create_parent, mark_stale, tracking_client)
+from vsr_lab.training.summary import headline
 
 STUDY_TAG = "vsr_lab.study"
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -112,12 +113,16 @@ class Objective:
             trial.study.stop()
             raise SurplusTrial(f"the study already has {self.total} trials")
         values = {p.key: p.suggest(trial) for p in self.space}
+        label = f"[{len(earlier) + 1}/{self.total}] trial {trial.number}"
+        print(f"== {label}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                         for k, v in values.items()), flush=True)
         cfg = load_config(self.config_path, self.overrides + [override(k, v) for k, v in values.items()])
         pruning = BatchPruning(trial, self.objectives[0], self.warmup) if self.prune else None
         tags = {MLFLOW_PARENT_RUN_ID: self.parent, STUDY_TAG: self.study_name, TRIAL_TAG: str(trial.number),
                 GROUP_TAG: f"{self.study_name}/trial-{trial.number:04d}"}
         trainer, run = fit(cfg, self.config_path, tags=tags, extra_callbacks=[pruning] if pruning else ())
         trial.set_user_attr("mlflow_run_id", run.mlflow_run_id)
+        print(f"== {label}: {headline(run.history, run.bicubic, self.objectives[0])}", flush=True)
         client = tracking_client(cfg.tracking.tracking_uri)
         if pruning is not None and pruning.pruned_at is not None:
             client.set_tag(run.mlflow_run_id, TRIAL_STATE_TAG, "PRUNED")
@@ -167,11 +172,23 @@ def _history_figure(frame: pd.DataFrame, objective: str, direction: str) -> Figu
     return fig
 
 
+def _with_bicubic_row(client, best: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
+    """The best trials plus a `bicubic` row: the baseline's scores on the same validation clips,
+    as the best trial's MLflow run logged them."""
+    run_ids = [r for r in best.get("mlflow_run_id", []) if r]
+    if not run_ids:
+        return best
+    metrics = client.get_run(run_ids[0]).data.metrics
+    base = {o: metrics.get(o.replace("/", "/bicubic_", 1), float("nan")) for o in objectives}
+    row = {c: "" for c in best.columns} | {"trial": comparison.BICUBIC, **base}
+    return pd.concat([best.astype(object), pd.DataFrame([row])], ignore_index=True)
+
+
 def log_study_summary(client, parent: str, study: optuna.Study, objectives: list[str], directions: list[str]) -> str:
     """Trials table, best trial(s) / Pareto front table and plot, as artifacts of the parent run."""
     frame = trials_frame(study, objectives)
     best = _best(study, frame)
-    table = comparison.frame_markdown(best.drop(columns=["state"]))
+    table = comparison.frame_markdown(_with_bicubic_row(client, best.drop(columns=["state"]), objectives))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         frame.to_csv(out / "trials.csv", index=False)
@@ -223,7 +240,7 @@ def run_study(config_path: str, study_name: str, n_trials: int, storage_url: str
         fail_stale_trials(study)
     _mark_dead_children(client, exp_id, parent, study)
     if counted_trials(study) < n_trials:
-        objective = Objective(str(config_path), overrides, space, objectives, s.pruner != "none" and len(objectives) == 1,
+        objective = Objective(str(config_path), overrides, space, objectives, s.pruner != "none",
                               s.pruner_warmup_batches, parent, study_name, n_trials)
         study.optimize(objective, n_trials=n_trials, catch=(SurplusTrial,), gc_after_trial=True,
                        callbacks=[MaxTrialsCallback(n_trials, states=COUNTED)])

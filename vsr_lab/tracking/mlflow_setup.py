@@ -26,6 +26,15 @@ def check_tracking_uri(uri: str) -> str:
     return uri
 
 
+def absolute_uri(uri: str) -> str:
+    """A sqlite URI with its file made absolute (`sqlite:///mlflow.db` is relative to the working
+    folder), so a record of it still points at the same store from elsewhere."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        return prefix + str(Path(uri[len(prefix):]).expanduser().resolve())
+    return uri
+
+
 def new_run_name(config_path: str | None) -> str:
     """Config file stem plus a short random id, e.g. `no_pixel_gan-3f9a1c`."""
     stem = Path(config_path).stem if config_path else "default"
@@ -41,7 +50,7 @@ def make_logger(cfg: DictConfig, run_name: str, run_id: str | None = None,
         run_name=run_name,
         tracking_uri=check_tracking_uri(t.tracking_uri),
         artifact_location=Path(t.artifact_location).expanduser().resolve().as_uri(),
-        log_model=bool(t.log_checkpoint),
+        log_model=False,  # checkpoints are logged once, by `checkpoints.log_checkpoints`
         run_id=run_id,
         tags=tags,
     )

@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from vsr_lab.errors import UserError
+from vsr_lab.metrics.directions import display_order
 from vsr_lab.tracking.locking import sqlite_init_lock
 from vsr_lab.tracking.mlflow_setup import check_tracking_uri
 
@@ -27,8 +28,12 @@ SEED_TAG = "vsr_lab.seed"
 TRIAL_TAG = "vsr_lab.trial"  # Optuna trial number of a study's child run
 TRIAL_STATE_TAG = "vsr_lab.trial_state"  # COMPLETE or PRUNED
 OBJECTIVES_TAG = "vsr_lab.objectives"  # on a study's parent: "val/ewarp:minimize val/psnr:maximize"
+STAGE_TAG = "vsr_lab.stage"  # "fit" on training runs; "validate"/"test" on evaluation runs
+CHECKPOINT_TAG = "vsr_lab.checkpoint"  # on an evaluation run: the checkpoint it scored
 SKIPPED_METRICS = ("val/batches",)
 SKIPPED_PREFIXES = ("val/bicubic_",)
+BICUBIC_PREFIX = "val/bicubic_"
+GROUPING = "one row per config (tag vsr_lab.config, else the run name without its random id)"
 _RUN_ID_SUFFIX = re.compile(r"-[0-9a-f]{6}$")
 
 
@@ -67,8 +72,9 @@ def find_or_create_parent(client: MlflowClient, exp_id: str, kind: str, name: st
     """
     mine = None
     if not _parents(client, exp_id, kind, name):
+        run_name = name if name.startswith(f"{kind}-") else f"{kind}-{name}"  # not `ablation-ablation-1a2b`
         mine = client.create_run(exp_id, tags={PARENT_KIND_TAG: kind, f"vsr_lab.{kind}": name,
-                                               MLFLOW_RUN_NAME: f"{kind}-{name}"}).info.run_id
+                                               MLFLOW_RUN_NAME: run_name}).info.run_id
     parent = _parents(client, exp_id, kind, name)[0].info.run_id
     if mine is not None and mine != parent:
         client.delete_run(mine)
@@ -113,28 +119,39 @@ def run_group(run: Run) -> str:
 def metric_columns(runs: list[Run]) -> list[str]:
     keys = {k for r in runs for k in r.data.metrics if k.startswith("val/")}
     keys = {k for k in keys if k not in SKIPPED_METRICS and not k.startswith(SKIPPED_PREFIXES)}
-    order = ["val/psnr", "val/ssim", "val/ewarp", "val/tof", "val/tlp", "val/flicker"]
-    return [k for k in order if k in keys] + sorted(keys - set(order))
+    return display_order(keys)
 
 
 def runs_frame(runs: list[Run]) -> pd.DataFrame:
-    """One row per run: run_id, group, seed and the last value of each validation metric; the mean
-    bicubic baseline of each metric (`val/bicubic_<name>`) is in `.attrs["bicubic"]`."""
+    """One row per run: run_id, group, seed, the last value of each validation metric and, as
+    `val/bicubic_<metric>` columns, the bicubic baseline the run logged on the same clips."""
     columns = metric_columns(runs)
+    bicubic = [BICUBIC_PREFIX + k.split("/", 1)[1] for k in columns]
     rows = [{"run_id": r.info.run_id, "group": run_group(r), "seed": r.data.tags.get(SEED_TAG),
-             **{k: r.data.metrics.get(k, float("nan")) for k in columns}} for r in runs]
-    frame = pd.DataFrame(rows, columns=["run_id", "group", "seed", *columns])
-    bicubic = {}
-    for key in columns:
-        values = [r.data.metrics[b] for r in runs if (b := key.replace("val/", "val/bicubic_", 1)) in r.data.metrics]
-        if values:
-            bicubic[key] = sum(values) / len(values)
-    frame.attrs["bicubic"] = bicubic
-    return frame
+             **{k: r.data.metrics.get(k, float("nan")) for k in columns + bicubic}} for r in runs]
+    return pd.DataFrame(rows, columns=["run_id", "group", "seed", *columns, *bicubic])
+
+
+def is_training_fit(run: Run) -> bool:
+    """A fit of one config: not an ablation/study parent, not a study trial, not an evaluation run."""
+    tags = run.data.tags
+    return PARENT_KIND_TAG not in tags and TRIAL_TAG not in tags and tags.get(STAGE_TAG, "fit") == "fit"
+
+
+def _left_out(runs: list[Run]) -> str:
+    kinds = {"ablation/study parent": lambda t: PARENT_KIND_TAG in t, "study trial": lambda t: TRIAL_TAG in t,
+             "evaluation run": lambda t: t.get(STAGE_TAG, "fit") != "fit"}
+    counts = dict.fromkeys(kinds, 0)
+    for run in runs:
+        kind = next((k for k, test in kinds.items() if test(run.data.tags)), None)
+        if kind:
+            counts[kind] += 1
+    return ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in counts.items() if n) or "nothing"
 
 
 def load_runs(tracking_uri: str, experiment: str, run_ids=(), parent: str | None = None) -> pd.DataFrame:
-    """Finished fits of an experiment: the given runs, the children of `parent`, or all non-parents."""
+    """Finished runs of an experiment: the given runs, the children of `parent`, or every training
+    fit (parents, study trials and evaluation runs left out). `attrs["selection"]` says which."""
     client = tracking_client(tracking_uri)
     exp_id = experiment_id(client, experiment, create=False)
     if run_ids:
@@ -142,14 +159,39 @@ def load_runs(tracking_uri: str, experiment: str, run_ids=(), parent: str | None
             runs = [client.get_run(r) for r in run_ids]
         except MlflowException as exc:
             raise UserError(f"--runs: {exc.message.splitlines()[0]}") from None
+        selection = f"the {len(runs)} runs given"
     elif parent:
         runs = child_runs(client, exp_id, find_parent(client, exp_id, parent), status="FINISHED")
+        selection = f"the {len(runs)} finished child runs of {parent}"
     else:
-        runs = [r for r in client.search_runs([exp_id], "attributes.status = 'FINISHED'", max_results=50_000)
-                if PARENT_KIND_TAG not in r.data.tags]
+        finished = client.search_runs([exp_id], "attributes.status = 'FINISHED'", max_results=50_000)
+        runs = [r for r in finished if is_training_fit(r)]
+        selection = (f"the {len(runs)} finished training fits of experiment {experiment!r} "
+                     f"(left out: {_left_out(finished)})")
     if not runs:
         raise UserError(f"no finished runs to compare in MLflow experiment {experiment!r}")
-    return runs_frame(runs)
+    frame = runs_frame(runs)
+    frame.attrs["selection"] = f"compared {selection}, {GROUPING}"
+    return frame
+
+
+def create_evaluation_run(client: MlflowClient, fit_run_id: str, stage: str, checkpoint: str,
+                          run_name: str, trained_batches: int | None) -> str | None:
+    """A run nested under the fit that wrote `checkpoint`, for its validate/test scores (so they
+    never show up as a config of their own); None when that fit is not (or no longer) in the store."""
+    try:
+        fit_run = client.get_run(fit_run_id)
+    except MlflowException:
+        return None
+    if fit_run.info.lifecycle_stage == "deleted":
+        return None
+    tags = {MLFLOW_PARENT_RUN_ID: fit_run_id, STAGE_TAG: stage, CHECKPOINT_TAG: checkpoint,
+            MLFLOW_RUN_NAME: f"{run_name}-{stage}-{Path(checkpoint).stem}"}
+    if fit_run.data.tags.get(GROUP_TAG):
+        tags["vsr_lab.fit_config"] = fit_run.data.tags[GROUP_TAG]
+    if trained_batches is not None:
+        tags["vsr_lab.trained_batches"] = str(trained_batches)
+    return client.create_run(fit_run.info.experiment_id, tags=tags).info.run_id
 
 
 def parent_names(tracking_uri: str, experiment: str, kind: str) -> list[str]:

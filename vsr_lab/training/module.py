@@ -269,7 +269,8 @@ class VSRModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_means()
-        self.log("val/batches", float(self.batches_done))
+        if self.trainer.state.fn == "fit":  # validate/test of a checkpoint trains nothing: its batches are a tag
+            self.log("val/batches", float(self.batches_done))
 
     def test_step(self, batch: dict, batch_idx: int):
         return {"pred": self._score_batch(batch)}

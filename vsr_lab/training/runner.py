@@ -1,13 +1,19 @@
 """fit / validate / test: wire config, data, module, trainer and MLflow together.
 
-A checkpoint records the MLflow run it belongs to, so `fit --ckpt` continues the same run, and
-`validate`/`test --ckpt` can take the config from the checkpoint when no file is given.
+A checkpoint records the MLflow run it belongs to and the batches it has trained, so `fit --ckpt`
+continues the same run (and refuses to "continue" to fewer batches than done), and
+`validate`/`test --ckpt` take the config from the checkpoint when no file is given and log their
+scores in an evaluation run nested under that fit, never as a run (or run folder) of their own.
+A resumed run's `config.yaml` stays the config it started with; each resume appends what it
+changed to `resumes.yaml` beside it.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import lightning as L
@@ -15,14 +21,20 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from vsr_lab.config.loading import to_yaml
+from vsr_lab.config.loading import flatten, to_yaml
 from vsr_lab.data.datamodule import VSRDataModule
 from vsr_lab.errors import UserError
-from vsr_lab.tracking.mlflow_setup import log_config, make_logger, new_run_name
+from vsr_lab.tracking.checkpoints import log_checkpoints
+from vsr_lab.tracking.mlflow_setup import absolute_uri, log_config, make_logger, new_run_name
+from vsr_lab.tracking.run_folders import RUN_RECORD  # run.json: which MLflow run (and store) a folder is
+from vsr_lab.tracking.runs import GROUP_TAG, STAGE_TAG, create_evaluation_run, tracking_client
 from vsr_lab.training.callbacks import GeneratorEMA, ValidationSamples
 from vsr_lab.training.module import VSRModule
+from vsr_lab.training.progress import BatchProgressBar
+from vsr_lab.training.summary import MONITOR, ValidationHistory, fit_summary, score_table
 
 CKPT_KEY = "vsr_lab"
+RESUMES = "resumes.yaml"
 
 
 @dataclass
@@ -30,10 +42,13 @@ class RunInfo:
     name: str
     run_dir: Path
     mlflow_run_id: str | None = None
+    summary: str = ""  # the end-of-fit text (scores vs bicubic, length, wall time, where the run is)
+    history: list = field(default_factory=list)  # every validation's scores
+    bicubic: dict = field(default_factory=dict)  # the bicubic baseline on the same clips
 
 
 def read_checkpoint_meta(path: str) -> dict:
-    """The vsr_lab section of a checkpoint (config, run name, MLflow run id), safely loaded."""
+    """The vsr_lab section of a checkpoint (config, run name, MLflow run id, batches trained), safely loaded."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"checkpoint not found: {p}")
@@ -43,7 +58,13 @@ def read_checkpoint_meta(path: str) -> dict:
         raise UserError(f"{p}: not a readable checkpoint ({exc.__class__.__name__})") from None
     if not isinstance(ckpt, dict) or CKPT_KEY not in ckpt:
         raise UserError(f"{p}: not a vsr_lab checkpoint (no '{CKPT_KEY}' section)")
-    return ckpt[CKPT_KEY]
+    meta = dict(ckpt[CKPT_KEY])
+    if meta.get("batches_done") is None:  # checkpoints written before it was recorded: Lightning's loop state
+        try:
+            meta["batches_done"] = int(ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"])
+        except (KeyError, TypeError):
+            meta["batches_done"] = None
+    return meta
 
 
 class RunMetadata(L.Callback):
@@ -59,6 +80,7 @@ class RunMetadata(L.Callback):
             "run_name": self.run.name,
             "run_dir": str(self.run.run_dir),
             "mlflow_run_id": self.run.mlflow_run_id,
+            "batches_done": pl_module.batches_done,
         }
 
 
@@ -72,21 +94,27 @@ def training_epochs(cfg: DictConfig) -> tuple[int, int]:
     return total // every, every
 
 
+def _trainer_kwargs(cfg: DictConfig, logger) -> dict:
+    t = cfg.trainer
+    return dict(accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+                precision=t.precision, log_every_n_steps=t.log_every, num_sanity_val_steps=0,
+                deterministic=t.deterministic, enable_progress_bar=t.progress_bar,
+                logger=logger if logger is not None else False, enable_model_summary=False)
+
+
 def build_trainer(cfg: DictConfig, run: RunInfo, logger, extra_callbacks=()) -> L.Trainer:
     epochs, per_epoch = training_epochs(cfg)
-    t = cfg.trainer
-    checkpoint = ModelCheckpoint(dirpath=run.run_dir / "checkpoints", filename="best", monitor="val/psnr",
+    checkpoint = ModelCheckpoint(dirpath=run.run_dir / "checkpoints", filename="best", monitor=MONITOR,
                                  mode="max", save_top_k=1, save_last=True, auto_insert_metric_name=False)
     ema = cfg.model.ema
     if ema.enabled:
         extra_callbacks = (GeneratorEMA(ema.decay, ema.start_batch), *extra_callbacks)
+    progress = [BatchProgressBar(cfg.trainer.max_batches)] if cfg.trainer.progress_bar else []
     return L.Trainer(
-        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
-        precision=t.precision, max_epochs=epochs, limit_train_batches=per_epoch,
-        log_every_n_steps=t.log_every, num_sanity_val_steps=0, deterministic=t.deterministic,
-        enable_progress_bar=t.progress_bar, logger=logger if logger is not None else False,
-        callbacks=[checkpoint, ValidationSamples(cfg.tracking.log_images), RunMetadata(cfg, run), *extra_callbacks],
-        default_root_dir=str(run.run_dir), enable_model_summary=False,
+        **_trainer_kwargs(cfg, logger), max_epochs=epochs, limit_train_batches=per_epoch,
+        callbacks=[checkpoint, ValidationSamples(cfg.tracking.log_images), RunMetadata(cfg, run), *progress,
+                   *extra_callbacks],
+        default_root_dir=str(run.run_dir),
     )
 
 
@@ -96,6 +124,7 @@ def _start_run(cfg: DictConfig, config_path: str | None, meta: dict | None, tags
     else:
         name = cfg.tracking.run_name or new_run_name(config_path)
         run = RunInfo(name, Path(cfg.output_dir).resolve() / name)
+        tags = {STAGE_TAG: "fit", GROUP_TAG: Path(config_path).stem if config_path else "default", **(tags or {})}
     logger = None
     if cfg.tracking.enabled:
         logger = make_logger(cfg, run.name, run.mlflow_run_id, tags)
@@ -103,28 +132,106 @@ def _start_run(cfg: DictConfig, config_path: str | None, meta: dict | None, tags
         if not meta:
             log_config(logger, cfg)
     run.run_dir.mkdir(parents=True, exist_ok=True)
-    (run.run_dir / "config.yaml").write_text(to_yaml(cfg))
+    config_file = run.run_dir / "config.yaml"
+    if not meta or not config_file.exists():  # a resumed run keeps the config it started with
+        config_file.write_text(to_yaml(OmegaConf.create(meta["config"]) if meta else cfg))
+    record = {"run_name": run.name, "mlflow_run_id": run.mlflow_run_id,
+              "tracking_uri": absolute_uri(cfg.tracking.tracking_uri) if cfg.tracking.enabled else None,
+              "experiment": cfg.tracking.experiment if cfg.tracking.enabled else None}
+    (run.run_dir / RUN_RECORD).write_text(json.dumps(record, indent=1) + "\n")
     return run, logger
+
+
+def check_resume(meta: dict, cfg: DictConfig, ckpt: str) -> int:
+    """Batches the checkpoint has trained; an error if the config asks for fewer."""
+    done, total = meta.get("batches_done"), cfg.trainer.max_batches
+    if done is not None and done > total:
+        raise UserError(f"--ckpt {ckpt}: run {meta['run_name']} has already trained {done} batches, and "
+                        f"trainer.max_batches={total} asks for fewer; to train on, give trainer.max_batches "
+                        f"above {done}")
+    return done or 0
+
+
+def record_resume(run: RunInfo, meta: dict, cfg: DictConfig, ckpt: str, logger) -> dict:
+    """Append this resume (batch, checkpoint, config keys changed since the checkpoint) to resumes.yaml."""
+    before, now = flatten(OmegaConf.create(meta["config"])), flatten(cfg)
+    changed = {k: {"was": before.get(k), "now": v} for k, v in now.items() if before.get(k) != v}
+    entry = {"at_batch": meta.get("batches_done"), "max_batches": cfg.trainer.max_batches,
+             "checkpoint": str(Path(ckpt).resolve()), "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "changed": changed}
+    path = run.run_dir / RESUMES
+    entries = (OmegaConf.to_container(OmegaConf.load(path)) if path.exists() else None) or []
+    entries.append(entry)
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(entries)))
+    if logger is not None:
+        logger.experiment.log_artifact(logger.run_id, str(path))
+    return entry
+
+
+def _mlflow_where(cfg: DictConfig, run_id: str | None) -> str | None:
+    if not cfg.tracking.enabled or run_id is None:
+        return None
+    return f"run {run_id} in experiment {cfg.tracking.experiment!r} at {cfg.tracking.tracking_uri}"
 
 
 def fit(cfg: DictConfig, config_path: str | None = None, ckpt: str | None = None,
         tags: dict[str, str] | None = None, extra_callbacks=()) -> tuple[L.Trainer, RunInfo]:
     """Train one configuration; with `ckpt`, resume it (same MLflow run, same run folder)."""
+    started = time.monotonic()
     meta = read_checkpoint_meta(ckpt) if ckpt else None
     training_epochs(cfg)  # fail on a bad length before anything is created
+    done = check_resume(meta, cfg, ckpt) if meta else 0
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = VSRModule(OmegaConf.to_container(cfg, resolve=True))  # bad weights paths fail before a run exists
     run, logger = _start_run(cfg, config_path, meta, tags)
-    trainer = build_trainer(cfg, run, logger, extra_callbacks)
+    if meta:
+        record_resume(run, meta, cfg, ckpt, logger)
+        print(f"resuming run {run.name} at batch {done} of {cfg.trainer.max_batches}")
+    history = ValidationHistory()
+    trainer = build_trainer(cfg, run, logger, [history, *extra_callbacks])
     trainer.fit(module, VSRDataModule(cfg), ckpt_path=ckpt)
+    if logger is not None and trainer.is_global_zero:
+        log_checkpoints(logger.experiment, run.mlflow_run_id, run.run_dir / "checkpoints",
+                        cfg.tracking.log_checkpoints)
+    run.history, run.bicubic = history.history, history.bicubic
+    run.summary = fit_summary(run.name, run.run_dir, history, module.batches_done, cfg.trainer.max_batches,
+                              time.monotonic() - started, _mlflow_where(cfg, run.mlflow_run_id))
     return trainer, run
 
 
+def _evaluation_logger(cfg: DictConfig, stage: str, ckpt: str | None, meta: dict | None):
+    """(MLflow logger of an evaluation run nested under the checkpoint's fit, or None; what to say)."""
+    if ckpt is None:
+        return None, "not logged to MLflow: without --ckpt this scores the untrained model"
+    if not cfg.tracking.enabled:
+        return None, "not logged to MLflow (tracking.enabled=false)"
+    fit_run = meta.get("mlflow_run_id")
+    if not fit_run:
+        return None, "not logged to MLflow: the checkpoint's fit was not tracked"
+    client = tracking_client(cfg.tracking.tracking_uri)
+    path = str(Path(ckpt).resolve())
+    child = create_evaluation_run(client, fit_run, stage, path, meta["run_name"], meta.get("batches_done"))
+    if child is None:
+        return None, (f"not logged to MLflow: the checkpoint's run {fit_run} is not in "
+                      f"{cfg.tracking.tracking_uri} (or was deleted)")
+    logger = make_logger(cfg, meta["run_name"], child)
+    return logger, f"MLflow: run {child}, nested under the fit's run {fit_run}"
+
+
 def evaluate(cfg: DictConfig, stage: str, ckpt: str | None, config_path: str | None = None) -> dict[str, float]:
-    """`validate` or `test` a checkpoint (or the untrained model) and return the logged metrics."""
+    """`validate` or `test` a checkpoint (or the untrained model): print its scores beside bicubic,
+    log them to an evaluation run nested under the checkpoint's fit, and return them."""
+    meta = read_checkpoint_meta(ckpt) if ckpt else None
     module = VSRModule(OmegaConf.to_container(cfg, resolve=True))
-    run, logger = _start_run(cfg, config_path, None, tags={"vsr_lab.stage": stage})
-    trainer = build_trainer(cfg, run, logger)
+    logger, where = _evaluation_logger(cfg, stage, ckpt, meta)
+    trainer = L.Trainer(**_trainer_kwargs(cfg, logger), enable_checkpointing=False,
+                        callbacks=[ValidationSamples(cfg.tracking.log_images)])
     run_fn = trainer.validate if stage == "validate" else trainer.test
-    results = run_fn(module, datamodule=VSRDataModule(cfg), ckpt_path=ckpt, verbose=True)
-    return {k: float(v) for k, v in results[0].items()}
+    results = run_fn(module, datamodule=VSRDataModule(cfg), ckpt_path=ckpt, verbose=False)
+    scores = {k: float(v) for k, v in results[0].items()}
+    prefix = "val" if stage == "validate" else "test"
+    what = f"{ckpt} ({meta['run_name']}, {meta.get('batches_done')} batches trained)" if meta else "the untrained model"
+    print(f"{stage} {what}")
+    print(score_table(scores, {k: v for k, v in scores.items() if "/bicubic_" in k}, prefix))
+    print(where)
+    return scores
