@@ -234,11 +234,12 @@ class VSRModule(L.LightningModule):
     def _log_means(self) -> None:
         prefix = self._stage_prefix()
         with_bicubic = prefix not in self._bicubic_logged
+        # compute() already averages over all DDP processes; sync_dist only tells Lightning so
         for key in self.metric_keys:
-            self.log(f"{prefix}/{key}", self.val_means[key].compute(), prog_bar=key == "psnr")
+            self.log(f"{prefix}/{key}", self.val_means[key].compute(), prog_bar=key == "psnr", sync_dist=True)
             self.val_means[key].reset()
             if with_bicubic:
-                self.log(f"{prefix}/bicubic_{key}", self.bicubic_means[key].compute())
+                self.log(f"{prefix}/bicubic_{key}", self.bicubic_means[key].compute(), sync_dist=True)
                 self.bicubic_means[key].reset()
         self._bicubic_logged.add(prefix)
 
@@ -247,7 +248,7 @@ class VSRModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_means()
-        self.log("val/batches", float(self.batches_done))
+        self.log("val/batches", float(self.batches_done), sync_dist=True)
 
     def test_step(self, batch: dict, batch_idx: int):
         return {"pred": self._score_batch(batch)}
