@@ -8,7 +8,6 @@ work it did, so a re-run can tell finished work from a killed process's leftover
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Callable
 
 import pandas as pd
@@ -19,7 +18,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from vsr_lab.errors import UserError
 from vsr_lab.tracking.locking import sqlite_init_lock
-from vsr_lab.tracking.mlflow_setup import check_tracking_uri
+from vsr_lab.tracking.mlflow_setup import artifact_uri, check_tracking_uri
 
 PARENT_KIND_TAG = "vsr_lab.parent"  # "ablation" or "study", set on parent runs only
 GROUP_TAG = "vsr_lab.config"  # config stem: the row a child run belongs to in the comparison
@@ -44,7 +43,7 @@ def experiment_id(client: MlflowClient, name: str, artifact_location: str | None
     """Id of the experiment called `name`; created (like the fit logger would) when asked."""
     expt = client.get_experiment_by_name(name)
     if expt is None and create:
-        location = Path(artifact_location).expanduser().resolve().as_uri() if artifact_location else None
+        location = artifact_uri(client.tracking_uri, artifact_location) if artifact_location else None
         try:
             return client.create_experiment(name, artifact_location=location)
         except MlflowException:  # another worker created it first
