@@ -116,6 +116,10 @@ def _add_evaluate_command(sub) -> None:
 
 
 def _cmd_bench(args) -> int:
+    if args.train:
+        from vsr_lab.bench_train import cmd_train_bench
+
+        return cmd_train_bench(args)
     from vsr_lab.bench import cmd_bench  # torch and diffusers load only when benchmarking
 
     return cmd_bench(args)
@@ -133,6 +137,8 @@ def add_bench_command(sub) -> None:
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     p.add_argument("--warmup", type=int, default=1, help="untimed clips first (default 1)")
     p.add_argument("--repeats", type=int, default=3, help="timed clips; the median is reported (default 3)")
+    p.add_argument("--train", action="store_true",
+                   help="time a training step for none / gradient checkpointing / LoRA / both instead")
     p.set_defaults(func=_cmd_bench)
 
 
@@ -213,6 +219,19 @@ def where_runs_go() -> str:
             f"run folder (key tracking.log_checkpoints: {TrackingConfig.log_checkpoints}).")
 
 
+def _cmd_merge_lora(args) -> int:
+    from vsr_lab.merge_lora import cmd_merge_lora  # torch and diffusers load only when merging
+
+    return cmd_merge_lora(args)
+
+
+def add_merge_lora_command(sub) -> None:
+    p = sub.add_parser("merge-lora", help="fold a LoRA checkpoint into a plain diffusers folder")
+    p.add_argument("--ckpt", required=True, help="checkpoint of a fit with model.backbone.lora.enabled=true")
+    p.add_argument("--out", required=True, help="new folder for the merged model")
+    p.set_defaults(func=_cmd_merge_lora)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vsr_lab", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
@@ -245,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_upscale_command(sub)
     add_niqe_fit_command(sub)
     add_run_folder_commands(sub)
+    add_merge_lora_command(sub)
     return parser
 
 

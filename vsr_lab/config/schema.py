@@ -67,6 +67,28 @@ class DataConfig:
 
 
 @dataclass
+class LoraConfig:
+    """LoRA fine-tuning of the pretrained sd21 weights (PEFT adapters through diffusers).
+
+    Every weight read from `model.backbone.pretrained_path` is frozen; `parts` get low-rank
+    adapters on the layers named by `target_modules` (PEFT suffix match), and modules that do not
+    come from the folder (recurrent branch, light encoder) train in full. Checkpoints then hold
+    only the trainable weights plus a reference (path, sha256) to the base weights;
+    `python -m vsr_lab merge-lora` writes the merged model as a plain diffusers folder.
+    """
+
+    enabled: bool = False
+    rank: int = 4
+    alpha: float = 4.0
+    parts: List[str] = field(default_factory=lambda: ["unet", "vae_encoder"],
+                             metadata={"choices": ("unet", "vae_encoder", "vae_decoder"), "each": True})
+    # OSEDiff's UNet targets: attention projections, feed-forward and every ResNet/sampler conv
+    target_modules: List[str] = field(default_factory=lambda: [
+        "to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
+        "conv1", "conv2", "conv_shortcut", "conv", "conv_in", "conv_out"])
+
+
+@dataclass
 class BackboneConfig:
     """The one-step diffusion backbone (encoder -> UNet at a fixed timestep -> decoder)."""
 
@@ -91,6 +113,10 @@ class BackboneConfig:
     # false the context is read from `prompt_embedding` (default <pretrained_path>/prompt_embedding.safetensors)
     text_encoder: bool = False
     prompt_embedding: Optional[str] = None
+    # memory levers for paper-scale training: recompute UNet / VAE block activations in the
+    # backward pass instead of storing them; LoRA adapters instead of full fine-tuning
+    gradient_checkpointing: bool = False
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
 
 @dataclass
@@ -246,7 +272,7 @@ class TrackingConfig:
 
     enabled: bool = True
     tracking_uri: str = "sqlite:///mlflow.db"
-    artifact_location: str = "mlartifacts"
+    artifact_location: str = "mlartifacts"  # local folder; with a tracking server, the server's store unless a URI
     experiment: str = "vsr_lab"
     run_name: Optional[str] = None
     log_images: int = 2

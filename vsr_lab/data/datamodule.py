@@ -1,8 +1,15 @@
-"""LightningDataModule: the clips of the data source named by `data.source` (a registry entry)."""
+"""LightningDataModule: the clips of the data source named by `data.source` (a registry entry).
+
+Under DDP, Lightning gives the training loader a DistributedSampler (each process its own share
+of the shuffled clips, so `data.batch_size` is per process). Validation and test clips are split
+without padding (Lightning's default sampler repeats clips to even out the shares, which would
+score some twice): each clip is scored once, and the metrics are averaged over all processes.
+"""
 
 from __future__ import annotations
 
 import lightning as L
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
@@ -28,7 +35,13 @@ class VSRDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         workers = self.cfg.data.num_workers
-        return DataLoader(self.dataset(split), batch_size=batch_size, shuffle=shuffle,
+        dataset = self.dataset(split)
+        trainer = self.trainer
+        if not shuffle and trainer is not None and trainer.world_size > 1:
+            sampler = UnrepeatedDistributedSampler(dataset, num_replicas=trainer.world_size,
+                                                   rank=trainer.global_rank, shuffle=False)
+            return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
                           num_workers=workers, drop_last=shuffle)
 
     def train_dataloader(self) -> DataLoader:

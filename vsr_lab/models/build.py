@@ -1,10 +1,12 @@
-"""Build the generator a config describes: the preset's builder, then the pruning stages in order."""
+"""Build the generator a config describes: the preset's builder, the pruning stages in order, then
+LoRA adapters (after pruning, since pruning slices the layers an adapter would wrap)."""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
 from vsr_lab.models.generator import OneStepVSRGenerator
+from vsr_lab.models.lora import add_lora
 from vsr_lab.models.pruning import apply_pruning
 from vsr_lab.registry import GENERATOR_PRESETS
 
@@ -15,5 +17,9 @@ def build_unpruned_generator(cfg: DictConfig) -> OneStepVSRGenerator:
 
 
 def build_generator(cfg: DictConfig) -> OneStepVSRGenerator:
-    """The configured generator: `model.backbone.preset`, then `model.pruning.stages` in order."""
-    return apply_pruning(build_unpruned_generator(cfg), cfg)[0]
+    """The configured generator: `model.backbone.preset`, then `model.pruning.stages` in order,
+    then `model.backbone.lora` when enabled."""
+    generator = apply_pruning(build_unpruned_generator(cfg), cfg)[0]
+    if cfg.model.backbone.lora.enabled:
+        add_lora(generator, cfg)
+    return generator

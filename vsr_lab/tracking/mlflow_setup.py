@@ -1,7 +1,8 @@
 """MLflow tracking: a database-backed URI (sqlite by default), run names, config logging.
 
 Current MLflow rejects the plain file store, so a bare path or `file:` URI is refused up front
-with a message that says what to use instead.
+with a message that says what to use instead. A tracking server (`http://...`) is asked for its
+health once before any work: MLflow's own client would retry a dead server for minutes.
 """
 
 from __future__ import annotations
@@ -19,10 +20,18 @@ ACCEPTED_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+", "mysql://", "m
                     "databricks")
 
 
-def check_tracking_uri(uri: str) -> str:
+SERVER_SCHEMES = ("http://", "https://")
+_reached: set[str] = set()
+
+
+def check_tracking_uri(uri: str, reach: bool = True) -> str:
+    """The URI if MLflow can use it; a tracking server must also answer its /health endpoint."""
     if not uri.startswith(ACCEPTED_SCHEMES):
         raise UserError(f"config: key 'tracking.tracking_uri' must be a database or server URI such as "
                         f"sqlite:///mlflow.db (the plain file store is not supported); got {uri!r}")
+    if reach and uri.startswith(SERVER_SCHEMES) and uri not in _reached:
+        check_server(uri)
+        _reached.add(uri)
     return uri
 
 
@@ -33,6 +42,31 @@ def absolute_uri(uri: str) -> str:
     if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
         return prefix + str(Path(uri[len(prefix):]).expanduser().resolve())
     return uri
+
+
+def check_server(uri: str, timeout_s: float = 10.0) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as reply:
+            ok = reply.status == 200
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UserError(f"tracking.tracking_uri: MLflow server {uri} cannot be reached ({reason}); "
+                        "start it (mlflow server ...) or point tracking.tracking_uri elsewhere") from None
+    if not ok:
+        raise UserError(f"tracking.tracking_uri: MLflow server {uri} is not healthy (HTTP {reply.status})")
+
+
+def artifact_uri(tracking_uri: str, artifact_location: str) -> str | None:
+    """Where a new experiment keeps its artifacts: `tracking.artifact_location` as a local folder
+    for a database store; for a tracking server, the server's own store (`mlflow server
+    --artifacts-destination`, uploaded through the server, so every machine sees the same files)
+    unless the location is itself a URI (s3://..., mlflow-artifacts:/...)."""
+    if tracking_uri.startswith(SERVER_SCHEMES):
+        return artifact_location if ":/" in artifact_location else None
+    return Path(artifact_location).expanduser().resolve().as_uri()
 
 
 def new_run_name(config_path: str | None) -> str:
@@ -49,7 +83,7 @@ def make_logger(cfg: DictConfig, run_name: str, run_id: str | None = None,
         experiment_name=t.experiment,
         run_name=run_name,
         tracking_uri=check_tracking_uri(t.tracking_uri),
-        artifact_location=Path(t.artifact_location).expanduser().resolve().as_uri(),
+        artifact_location=artifact_uri(t.tracking_uri, t.artifact_location),
         log_model=False,  # checkpoints are logged once, by `checkpoints.log_checkpoints`
         run_id=run_id,
         tags=tags,

@@ -20,7 +20,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from vsr_lab.errors import UserError
 from vsr_lab.metrics.directions import display_order
 from vsr_lab.tracking.locking import sqlite_init_lock
-from vsr_lab.tracking.mlflow_setup import check_tracking_uri
+from vsr_lab.tracking.mlflow_setup import artifact_uri, check_tracking_uri
 
 PARENT_KIND_TAG = "vsr_lab.parent"  # "ablation" or "study", set on parent runs only
 GROUP_TAG = "vsr_lab.config"  # config stem: the row a child run belongs to in the comparison
@@ -49,7 +49,7 @@ def experiment_id(client: MlflowClient, name: str, artifact_location: str | None
     """Id of the experiment called `name`; created (like the fit logger would) when asked."""
     expt = client.get_experiment_by_name(name)
     if expt is None and create:
-        location = Path(artifact_location).expanduser().resolve().as_uri() if artifact_location else None
+        location = artifact_uri(client.tracking_uri, artifact_location) if artifact_location else None
         try:
             return client.create_experiment(name, artifact_location=location)
         except MlflowException:  # another worker created it first

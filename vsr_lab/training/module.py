@@ -4,6 +4,10 @@ Manual optimization: one generator step per batch of clips, then one step of eac
 A critic whose adversarial loss is disabled is not built, has no optimizer and is absent from
 checkpoints. Lightning's `global_step` counts every optimizer step, so the module counts batches
 itself (`batches_done`): epochs are `trainer.val_every` batches long.
+
+With `model.backbone.lora` the generator's pretrained weights are frozen: its optimizer holds only
+the trainable ones, and checkpoints hold only those plus a reference (folder, sha256 per file) to
+the base weights, which a load checks and takes from the folder again.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from vsr_lab.models.flow import build_flow_estimator
 from vsr_lab.models.flow.ground_truth import GroundTruthFlow
 from vsr_lab.ops.flow import ClipFlow
 from vsr_lab.ops.resize import bicubic_upsample
+from vsr_lab.training.lora_checkpoint import BASE_WEIGHTS_KEY, base_reference, restore_frozen, strip_frozen
 from vsr_lab.training.schedules import build_scheduler
 
 CRITICS = ("latent", "pixel")
@@ -69,7 +74,15 @@ class VSRModule(L.LightningModule):
         cfg = OmegaConf.create(config)
         self.cfg: DictConfig = cfg
         self.automatic_optimization = False
+        lora = cfg.model.backbone.lora.enabled
+        if lora and not cfg.model.backbone.pretrained_path:
+            raise UserError("config: key 'model.backbone.lora' fine-tunes pretrained weights: set "
+                            "model.backbone.pretrained_path (LoRA checkpoints refer to its files)")
         self.generator = build_generator(cfg)
+        # names of the frozen base weights a LoRA checkpoint leaves out (read back from the folder)
+        self._frozen = {f"generator.{n}" for n, p in self.generator.named_parameters()
+                        if not p.requires_grad} if lora else set()
+        self._base_reference: dict | None = None
         # Flow estimators are not submodules: no flow weights in checkpoints.
         self.flow_estimator = build_flow_estimator(cfg.model.flow)
         self.ewarp_estimator = build_flow_estimator(cfg.model.flow, "farneback")
@@ -109,13 +122,29 @@ class VSRModule(L.LightningModule):
     def configure_optimizers(self):
         o = self.cfg.optim
         total = self.cfg.trainer.max_batches
-        optimizers = [torch.optim.AdamW(self.generator.parameters(), lr=o.lr, betas=tuple(o.betas),
+        trainable = [p for p in self.generator.parameters() if p.requires_grad]
+        optimizers = [torch.optim.AdamW(trainable, lr=o.lr, betas=tuple(o.betas),
                                         weight_decay=o.weight_decay)]
         for space, critic in self.critics.items():
             optimizers.append(torch.optim.Adam(critic.parameters(), lr=self.cfg.discriminator[space].lr,
                                                betas=(0.5, 0.99)))
         schedulers = [build_scheduler(opt, o.scheduler, total, o.min_lr_ratio) for opt in optimizers]
         return optimizers, [s for s in schedulers if s is not None]
+
+    # ----- LoRA checkpoints: the trainable part and a reference to the base weights -----------
+    def base_reference(self) -> dict:
+        if self._base_reference is None:  # hashed once per process
+            self._base_reference = base_reference(self.cfg.model.backbone)
+        return self._base_reference
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self._frozen:
+            strip_frozen(checkpoint, self._frozen, self.base_reference())
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if BASE_WEIGHTS_KEY in checkpoint:
+            restore_frozen(checkpoint, self._frozen, self.state_dict(),
+                           self.base_reference() if self._frozen else {})
 
     # ----- the recurrence ----------------------------------------------------------------------
     def _flow_provider(self, batch: dict):
@@ -256,11 +285,12 @@ class VSRModule(L.LightningModule):
     def _log_means(self) -> None:
         prefix = self._stage_prefix()
         with_bicubic = prefix not in self._bicubic_logged
+        # compute() already averages over all DDP processes; sync_dist only tells Lightning so
         for key in self.metric_keys:
-            self.log(f"{prefix}/{key}", self.val_means[key].compute(), prog_bar=key == "psnr")
+            self.log(f"{prefix}/{key}", self.val_means[key].compute(), prog_bar=key == "psnr", sync_dist=True)
             self.val_means[key].reset()
             if with_bicubic:
-                self.log(f"{prefix}/bicubic_{key}", self.bicubic_means[key].compute())
+                self.log(f"{prefix}/bicubic_{key}", self.bicubic_means[key].compute(), sync_dist=True)
                 self.bicubic_means[key].reset()
         self._bicubic_logged.add(prefix)
 
@@ -270,7 +300,7 @@ class VSRModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._log_means()
         if self.trainer.state.fn == "fit":  # validate/test of a checkpoint trains nothing: its batches are a tag
-            self.log("val/batches", float(self.batches_done))
+            self.log("val/batches", float(self.batches_done), sync_dist=True)
 
     def test_step(self, batch: dict, batch_idx: int):
         return {"pred": self._score_batch(batch)}

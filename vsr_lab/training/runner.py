@@ -6,11 +6,16 @@ continues the same run (and refuses to "continue" to fewer batches than done), a
 scores in an evaluation run nested under that fit, never as a run (or run folder) of their own.
 A resumed run's `config.yaml` stays the config it started with; each resume appends what it
 changed to `resumes.yaml` beside it.
+
+Under DDP every process runs this code; only global rank 0 opens the MLflow run and writes the
+run folder (Lightning already writes checkpoints from rank 0 only), so a multi-process fit leaves
+one run, as a single-process one does.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,7 +30,7 @@ from vsr_lab.config.loading import flatten, to_yaml
 from vsr_lab.data.datamodule import VSRDataModule
 from vsr_lab.errors import UserError
 from vsr_lab.tracking.checkpoints import log_checkpoints
-from vsr_lab.tracking.mlflow_setup import absolute_uri, log_config, make_logger, new_run_name
+from vsr_lab.tracking.mlflow_setup import absolute_uri, check_tracking_uri, log_config, make_logger, new_run_name
 from vsr_lab.tracking.run_folders import RUN_RECORD  # run.json: which MLflow run (and store) a folder is
 from vsr_lab.tracking.runs import GROUP_TAG, STAGE_TAG, create_evaluation_run, tracking_client
 from vsr_lab.training.callbacks import GeneratorEMA, ValidationSamples
@@ -96,10 +101,19 @@ def training_epochs(cfg: DictConfig) -> tuple[int, int]:
 
 def _trainer_kwargs(cfg: DictConfig, logger) -> dict:
     t = cfg.trainer
-    return dict(accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+    return dict(accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=trainer_strategy(t.strategy),
                 precision=t.precision, log_every_n_steps=t.log_every, num_sanity_val_steps=0,
                 deterministic=t.deterministic, enable_progress_bar=t.progress_bar,
                 logger=logger if logger is not None else False, enable_model_summary=False)
+
+
+# Each optimizer's backward reaches only its own network (generator or one critic), so DDP has to
+# expect parameters without gradients: the plain DDP strategies become their find-unused variants.
+DDP_STRATEGIES = ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
+
+
+def trainer_strategy(name: str) -> str:
+    return f"{name}_find_unused_parameters_true" if name in DDP_STRATEGIES else name
 
 
 def build_trainer(cfg: DictConfig, run: RunInfo, logger, extra_callbacks=()) -> L.Trainer:
@@ -118,7 +132,22 @@ def build_trainer(cfg: DictConfig, run: RunInfo, logger, extra_callbacks=()) -> 
     )
 
 
+def launch_rank(cfg: DictConfig) -> int:
+    """This process's global rank as the launcher set it, before Lightning starts the process
+    group: torchrun (RANK), SLURM (SLURM_PROCID, when it runs one task per device), or
+    Lightning's own launcher (NODE_RANK and LOCAL_RANK)."""
+    if "RANK" in os.environ:
+        return int(os.environ["RANK"])
+    if "SLURM_PROCID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        return int(os.environ["SLURM_PROCID"])
+    devices = cfg.trainer.devices if isinstance(cfg.trainer.devices, int) and cfg.trainer.devices > 0 else 1
+    return int(os.environ.get("NODE_RANK", 0)) * devices + int(os.environ.get("LOCAL_RANK", 0))
+
+
 def _start_run(cfg: DictConfig, config_path: str | None, meta: dict | None, tags=None):
+    if launch_rank(cfg) != 0:  # rank 0 logs and writes; the run folder it makes reaches the others by broadcast
+        name = meta["run_name"] if meta else "(rank > 0)"
+        return RunInfo(name, Path(meta["run_dir"]) if meta else Path(cfg.output_dir).resolve() / name), None
     if meta:
         run = RunInfo(meta["run_name"], Path(meta["run_dir"]), meta.get("mlflow_run_id"))
     else:
@@ -181,6 +210,8 @@ def fit(cfg: DictConfig, config_path: str | None = None, ckpt: str | None = None
     meta = read_checkpoint_meta(ckpt) if ckpt else None
     training_epochs(cfg)  # fail on a bad length before anything is created
     done = check_resume(meta, cfg, ckpt) if meta else 0
+    if cfg.tracking.enabled and launch_rank(cfg) == 0:
+        check_tracking_uri(cfg.tracking.tracking_uri, reach=True)  # a server that is down: one error now
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = VSRModule(OmegaConf.to_container(cfg, resolve=True))  # bad weights paths fail before a run exists
     run, logger = _start_run(cfg, config_path, meta, tags)

@@ -5,7 +5,8 @@ fixed timestep, one UNet call with the empty-prompt context gives x0, and the VA
 x0 / 0.18215 back to pixels. The architectures come from the diffusers configs below (nothing is
 downloaded); weights come from `model.backbone.pretrained_path`, a local folder in diffusers
 layout (unet/, vae/, optionally text_encoder/ + tokenizer/ or a saved prompt embedding), and are
-random otherwise. The `sd21_unet` / `sd21_vae` / `sd21_text_encoder` config keys override single
+random otherwise; a folder written by `merge-lora` also holds the trained recurrent branch
+(`recurrent_branch.safetensors`). The `sd21_unet` / `sd21_vae` / `sd21_text_encoder` config keys override single
 entries of these configs (tests use SD-shaped but narrow widths).
 """
 
@@ -61,6 +62,7 @@ SD21_TEXT_ENCODER_CONFIG: dict[str, Any] = {
 EMPTY_PROMPT_IDS = [49406, 49407] + [0] * (CONTEXT_TOKENS - 2)
 PROMPT_EMBEDDING_FILE = "prompt_embedding.safetensors"
 PROMPT_EMBEDDING_KEY = "prompt_embedding"
+RECURRENT_BRANCH_FILE = "recurrent_branch.safetensors"  # vsr_lab's own part of an exported folder
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
                 "diffusion_pytorch_model.bin")
 
@@ -297,7 +299,8 @@ def _context(b: DictConfig, folder: Path | None, cross_dim: int) -> torch.Tensor
 
 
 def build_sd21_modules(b: DictConfig) -> tuple[UNet2DConditionModel, AutoencoderKL]:
-    """UNet and VAE from the SD 2.1-base configs (+ overrides), loaded from `pretrained_path` if set."""
+    """UNet and VAE from the SD 2.1-base configs (+ overrides), loaded from `pretrained_path` if set;
+    with `gradient_checkpointing`, their blocks recompute activations in the backward pass."""
     unet = UNet2DConditionModel(**unet_config(b.sd21_unet))
     vae = AutoencoderKL(**vae_config(b.sd21_vae))
     if b.pretrained_path:
@@ -306,7 +309,32 @@ def build_sd21_modules(b: DictConfig) -> tuple[UNet2DConditionModel, Autoencoder
             raise UserError(f"model.backbone.pretrained_path: folder not found: {folder}")
         load_weights(unet, folder / "unet")
         load_weights(vae, folder / "vae")
+    if b.get("gradient_checkpointing", False):
+        unet.enable_gradient_checkpointing()
+        vae.enable_gradient_checkpointing()  # encoder and decoder blocks
     return unet, vae
+
+
+def base_weight_files(b: DictConfig) -> list[Path]:
+    """The files of `pretrained_path` that a LoRA checkpoint's frozen weights come from."""
+    folder = Path(b.pretrained_path)
+    files = [_weights_file(folder / "unet"), _weights_file(folder / "vae")]
+    if b.text_encoder:
+        files += sorted(p for p in (folder / "text_encoder").glob("*") if p.suffix in (".safetensors", ".bin"))
+    return files
+
+
+def load_recurrent_branch(branch: RecurrentBranch, folder: Path) -> None:
+    """A trained recurrent branch saved beside the diffusers parts (by `merge-lora`), if present."""
+    path = folder / RECURRENT_BRANCH_FILE
+    if not path.is_file():
+        return
+    state = read_state_dict(path)
+    try:
+        branch.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UserError(f"{path}: does not fit the recurrent branch (model.backbone.encoder_channels?): "
+                        f"{str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else exc}") from None
 
 
 @GENERATOR_PRESETS.register("sd21")
@@ -329,6 +357,8 @@ def build_sd21_generator(cfg: DictConfig) -> OneStepVSRGenerator:
     vae_enc = VAELatentEncoder(vae.encoder, vae.quant_conv)
     latent_ch = vae.config.latent_channels
     branch = RecurrentBranch(latent_ch, b.encoder_channels) if recurrent else None
+    if branch is not None and folder is not None:
+        load_recurrent_branch(branch, folder)
     encoder = SD21Encoder(vae_enc, scale, branch)
     decoder = SD21Decoder(vae.decoder, vae.post_quant_conv)
     reference = FrozenReference(copy.deepcopy(vae_enc))

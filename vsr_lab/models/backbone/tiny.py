@@ -118,6 +118,8 @@ def build_tiny_generator(cfg: DictConfig) -> OneStepVSRGenerator:
     latent_ch = 3 * scale * scale
     unet = build_tiny_unet(latent_ch, list(b.block_out_channels), b.layers_per_block,
                            b.attention_head_dim, b.cross_attention_dim)
+    if b.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
     # The "empty prompt" of the tiny preset: a fixed random embedding (seeded, not trained).
     context = torch.randn(1, b.context_tokens, b.cross_attention_dim,
                           generator=torch.Generator().manual_seed(1234))
