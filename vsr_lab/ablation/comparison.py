@@ -213,6 +213,7 @@ def perception_distortion_figure(summary: pd.DataFrame, bicubic: dict[str, float
     """PSNR (y) against each no-reference perceptual score (x), one point per config with the std
     over seeds as error bars, plain bicubic upsampling marked; None without such a score."""
     metrics = summary.attrs["metrics"]
+    summary = summary.drop(index=BICUBIC, errors="ignore")  # bicubic is the marker, not a config
     xs = no_reference_metrics(metrics)
     if distortion not in metrics or not xs:
         return None
@@ -244,6 +245,7 @@ def config_pareto(summary: pd.DataFrame, objectives: list[str]) -> tuple[pd.Data
     if missing:
         raise UserError(f"--objectives: {', '.join(missing)} not logged by these runs")
     directions = [direction(o) for o in objectives]
+    summary = summary.drop(index=BICUBIC, errors="ignore")  # the front is over trained configs
     points = pd.DataFrame({o: summary[f"{o} mean"] for o in objectives})
     points["config"] = points.index
     points["pareto"] = pareto_mask(points[objectives].to_numpy(float), directions)

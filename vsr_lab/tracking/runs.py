@@ -129,7 +129,10 @@ def runs_frame(runs: list[Run]) -> pd.DataFrame:
     bicubic = [BICUBIC_PREFIX + k.split("/", 1)[1] for k in columns]
     rows = [{"run_id": r.info.run_id, "group": run_group(r), "seed": r.data.tags.get(SEED_TAG),
              **{k: r.data.metrics.get(k, float("nan")) for k in columns + bicubic}} for r in runs]
-    return pd.DataFrame(rows, columns=["run_id", "group", "seed", *columns, *bicubic])
+    frame = pd.DataFrame(rows, columns=["run_id", "group", "seed", *columns, *bicubic])
+    # The mean baseline per metric, for plots that mark bicubic once (the perception-distortion plot).
+    frame.attrs["bicubic"] = {k: float(frame[b].mean()) for k, b in zip(columns, bicubic) if frame[b].notna().any()}
+    return frame
 
 
 def is_training_fit(run: Run) -> bool:
