@@ -81,6 +81,7 @@ def study_runs(store, experiment: str):
             [r for r in runs if MLFLOW_PARENT_RUN_ID in r.data.tags])
 
 
+@pytest.mark.slow  # ~45 s each on 2 cores; .ci/run runs them
 def test_two_workers_share_one_study_without_duplicated_or_lost_trials(store):
     storage = f"sqlite:///{store / 'two_workers.db'}"
     args = ["sweep", "--config", SWEEP, "--study", "two", "--trials", "3", "--storage", storage,
@@ -108,6 +109,7 @@ def test_two_workers_share_one_study_without_duplicated_or_lost_trials(store):
     assert "study/pareto_front.png" in {a.path for a in client.list_artifacts(parents[0].info.run_id, "study")}
 
 
+@pytest.mark.slow  # ~45 s each on 2 cores; .ci/run runs them
 def test_killed_sweep_is_continued_by_a_rerun(store):
     storage = f"sqlite:///{store / 'killed.db'}"
     args = ["sweep", "--config", SWEEP, "--study", "killed", "--trials", "2", "--storage", storage,
