@@ -78,6 +78,9 @@ class VSRModule(L.LightningModule):
         if lora and not cfg.model.backbone.pretrained_path:
             raise UserError("config: key 'model.backbone.lora' fine-tunes pretrained weights: set "
                             "model.backbone.pretrained_path (LoRA checkpoints refer to its files)")
+        if lora and cfg.model.ema.enabled:  # the average copies the whole module, frozen base included
+            raise UserError("config: model.ema and model.backbone.lora together are not supported: the EMA copy "
+                            "would hold (and checkpoint) the frozen base weights again")
         self.generator = build_generator(cfg)
         # names of the frozen base weights a LoRA checkpoint leaves out (read back from the folder)
         self._frozen = {f"generator.{n}" for n, p in self.generator.named_parameters()

@@ -215,7 +215,7 @@ def fit(cfg: DictConfig, config_path: str | None = None, ckpt: str | None = None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = VSRModule(OmegaConf.to_container(cfg, resolve=True))  # bad weights paths fail before a run exists
     run, logger = _start_run(cfg, config_path, meta, tags)
-    if meta:
+    if meta and launch_rank(cfg) == 0:  # rank 0 writes the run folder
         record_resume(run, meta, cfg, ckpt, logger)
         print(f"resuming run {run.name} at batch {done} of {cfg.trainer.max_batches}")
     history = ValidationHistory()
