@@ -215,7 +215,7 @@ def fit(cfg: DictConfig, config_path: str | None = None, ckpt: str | None = None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = VSRModule(OmegaConf.to_container(cfg, resolve=True))  # bad weights paths fail before a run exists
     run, logger = _start_run(cfg, config_path, meta, tags)
-    if meta and launch_rank(cfg) == 0:  # rank 0 writes the run folder
+    if meta and launch_rank(cfg) == 0:  # one record and one line, not one per DDP process
         record_resume(run, meta, cfg, ckpt, logger)
         print(f"resuming run {run.name} at batch {done} of {cfg.trainer.max_batches}")
     history = ValidationHistory()
@@ -236,6 +236,8 @@ def _evaluation_logger(cfg: DictConfig, stage: str, ckpt: str | None, meta: dict
         return None, "not logged to MLflow: without --ckpt this scores the untrained model"
     if not cfg.tracking.enabled:
         return None, "not logged to MLflow (tracking.enabled=false)"
+    if launch_rank(cfg) != 0:  # under DDP one process opens the evaluation run
+        return None, ""
     fit_run = meta.get("mlflow_run_id")
     if not fit_run:
         return None, "not logged to MLflow: the checkpoint's fit was not tracked"
@@ -262,7 +264,8 @@ def evaluate(cfg: DictConfig, stage: str, ckpt: str | None, config_path: str | N
     scores = {k: float(v) for k, v in results[0].items()}
     prefix = "val" if stage == "validate" else "test"
     what = f"{ckpt} ({meta['run_name']}, {meta.get('batches_done')} batches trained)" if meta else "the untrained model"
-    print(f"{stage} {what}")
-    print(score_table(scores, {k: v for k, v in scores.items() if "/bicubic_" in k}, prefix))
-    print(where)
+    if trainer.is_global_zero:
+        print(f"{stage} {what}")
+        print(score_table(scores, {k: v for k, v in scores.items() if "/bicubic_" in k}, prefix))
+        print(where)
     return scores
