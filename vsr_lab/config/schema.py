@@ -36,10 +36,28 @@ class MotionConfig:
 
 
 @dataclass
+class SharpenConfig:
+    """Unsharp-masked training targets (Real-ESRGAN's USM): training GT only, LR from the plain GT."""
+
+    enabled: bool = False
+    weight: float = 0.5
+    kernel_size: int = 51
+    threshold: float = 10.0  # 8-bit levels
+
+
+@dataclass
 class DegradationConfig:
-    """How LR frames are made from HR frames (only `bicubic` so far)."""
+    """How LR frames are made from HR frames: `bicubic` (clean, the default) or a pipeline preset
+    (`realbasicvsr`, `light`, or `pipeline` with no stages of its own). `stages` maps stage names
+    to settings merged over the preset's (`{codec: {enabled: false}}`; a new name needs `kind`,
+    one of vsr_lab.registry.DEGRADATION_STAGES; ranges are [low, high] lists); `shuffle` names
+    the stages applied in random order per clip (null: the preset's). See vsr_lab/data/degradations/.
+    """
 
     type: str = registered("bicubic", reg.DEGRADATIONS)
+    stages: Dict[str, Any] = field(default_factory=dict)
+    shuffle: Optional[List[str]] = None
+    usm_gt: SharpenConfig = field(default_factory=SharpenConfig)
 
 
 @dataclass
