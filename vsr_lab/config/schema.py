@@ -61,8 +61,23 @@ class DegradationConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Training augmentation of the clip-folder sources (folder, reds, vimeo90k), the same for
+    every frame of a clip: flips, time reversal, and the frame interval k (every k-th frame),
+    drawn per clip from `frame_intervals`."""
+
+    hflip: bool = True
+    vflip: bool = False
+    reverse: bool = False
+    frame_intervals: List[int] = field(default_factory=lambda: [1])
+
+
+@dataclass
 class DataConfig:
-    """Where clips come from: `synthetic` (built-in sample clips with exact flow) or `folder`."""
+    """Where clips come from (`source`, a registry entry): `synthetic` (built-in sample clips with
+    exact flow), `photos` (your photos as moving-camera clips with exact flow), `folder`, `reds`,
+    `vimeo90k` (real clips). Each split reads its own root; `test` is held out from both others.
+    """
 
     source: str = registered("synthetic", reg.DATA_SOURCES)
     scale: int = 4
@@ -78,10 +93,17 @@ class DataConfig:
     min_detail: float = 0.004  # synthetic clips: redraw windows flatter than this (mean |GT - bicubic|)
     motion: MotionConfig = field(default_factory=MotionConfig)
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     root: Optional[str] = None
     lr_root: Optional[str] = None
     val_root: Optional[str] = None
     val_lr_root: Optional[str] = None
+    test_root: Optional[str] = None
+    test_lr_root: Optional[str] = None
+    reds_val_clips: List[str] = field(default_factory=lambda: ["000", "011", "015", "020"])  # REDS4
+    photo_root: Optional[str] = None       # photos: training photos
+    val_photo_root: Optional[str] = None   # photos: validation photos (null: the built-in ones)
+    test_photo_root: Optional[str] = None  # photos: test photos (null: the built-in held-out ones)
 
 
 @dataclass
