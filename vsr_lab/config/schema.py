@@ -170,10 +170,12 @@ class RecurrentConfig:
 
 @dataclass
 class FlowConfig:
-    """Flow used to align the previous output inside the generator (estimated on LR frames, so it
-    works at inference; `gt` is the sample clips' exact flow). RAFT reads a local weights file."""
+    """Flow used to align the previous output inside the generator, in training, validation, test
+    and inference: estimated on the LR frames (`dis` by default), as a real video allows; `gt`,
+    the sample clips' exact flow, is an oracle (ablations/oracle_flow.yaml). RAFT reads a local
+    weights file."""
 
-    estimator: str = registered("gt", reg.FLOW_ESTIMATORS)
+    estimator: str = registered("dis", reg.FLOW_ESTIMATORS)
     raft_weights: Optional[str] = None
     raft_size: str = one_of("small", "small", "large")
 
@@ -219,14 +221,15 @@ class ReconstructionLossConfig:
 class TemporalLossConfig:
     """Occlusion-masked L1 between output t and output t-1 warped to t.
 
-    `flow`: `gt` (dataset flow and mask) or `estimator` (model.flow.estimator on the GT frames,
-    forward-backward occlusion test); `relative_to_gt`: penalise only the part of the change that
+    `flow`: `gt` (dataset flow and mask), `estimator` (model.flow.estimator on the GT frames,
+    forward-backward occlusion test) or `auto` (the dataset's flow when it has one, else the
+    estimator: training may use the GT, so this is no oracle at test time); `relative_to_gt`: penalise only the part of the change that
     the GT frames do not have; `warmup_batches`: the weight ramps up linearly over these batches.
     """
 
     enabled: bool = True
     weight: float = 0.2
-    flow: str = one_of("gt", "gt", "estimator")
+    flow: str = one_of("auto", "auto", "gt", "estimator")
     relative_to_gt: bool = False
     warmup_batches: int = 0
 
@@ -324,9 +327,13 @@ class TrackingConfig:
 
 @dataclass
 class MetricsConfig:
-    """Validation metrics; `ewarp_flow`: `gt` (dataset flow when present) or `farneback`."""
+    """Validation / test metrics. E*warp's flow (`ewarp_flow`): `gt`, the motion of the GT clip
+    (exact when the dataset has it, else `ewarp_estimator` on the GT frames with the
+    forward-backward test), the same for every method, as `evaluate` does; or `pred`,
+    `ewarp_estimator` on each scored clip."""
 
-    ewarp_flow: str = one_of("gt", "gt", "farneback")
+    ewarp_flow: str = one_of("gt", "gt", "pred")
+    ewarp_estimator: str = one_of("farneback", "farneback", "dis", "raft")
     crop_border: int = 0
     lpips_weights: Optional[str] = None  # torchvision ImageNet weights of the LPIPS backbone (tLP)
     lpips_net: str = one_of("alex", "alex", "vgg")
