@@ -141,3 +141,15 @@ def test_raft_without_its_weights_is_one_clear_error(tmp_path):
 def test_unknown_estimator_is_refused_by_the_config():
     with pytest.raises(UserError, match="model.flow.estimator' must be one of gt, farneback, dis, raft"):
         load_config(None, ["model.flow.estimator=pwc"])
+
+
+def test_dis_survives_pickle_and_deepcopy_with_the_same_flow():
+    """EMA deep-copies the generator and DataLoader workers pickle it: the OpenCV object is remade."""
+    import copy
+    import pickle
+
+    est = OpenCVFlow("dis")
+    a, b = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24)
+    before = est.estimate(a, b)
+    for clone in (copy.deepcopy(est), pickle.loads(pickle.dumps(est))):
+        assert torch.equal(clone.estimate(a, b), before)

@@ -101,7 +101,7 @@ def check_range(key: str, value: Sequence[float] | None, lower: float | None = N
         raise UserError(f"config: key '{key}' must be a range [low, high]; got {list(value)}")
     low, high = value
     if low > high:
-        raise UserError(f"config: key '{key}': range low {low} > high {high}")
+        raise UserError(f"config: key '{key}': range low {low:g} > high {high:g}")
     if (lower is not None and low < lower) or (upper is not None and high > upper):
         raise UserError(f"config: key '{key}': range {list(value)} must lie within [{lower}, {upper}]")
 

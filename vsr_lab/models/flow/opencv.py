@@ -18,14 +18,21 @@ class OpenCVFlow(FlowEstimator):
     """Farneback or DIS on grayscale uint8 frames, one pair at a time on CPU."""
 
     def __init__(self, method: str):
+        if method not in ("dis", "farneback"):
+            raise ValueError(f"unknown OpenCV flow method {method!r}")
         self.name = method
-        if method == "dis":
+        self._dis = None  # made on first use: OpenCV objects cannot be pickled or deep-copied (EMA, workers)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_dis": None}
+
+    def _dis_flow(self):
+        if self._dis is None:
             self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
             # Patches of 8 px leave too few on 16-24 px LR frames: smaller patches, denser grid.
             self._dis.setPatchSize(6)
             self._dis.setPatchStride(2)
-        elif method != "farneback":
-            raise ValueError(f"unknown OpenCV flow method {method!r}")
+        return self._dis
 
     def _pair(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         h, w = src.shape
@@ -33,7 +40,7 @@ class OpenCVFlow(FlowEstimator):
         if factor > 1:
             src, dst = (cv2.resize(x, (w * factor, h * factor), interpolation=cv2.INTER_LINEAR) for x in (src, dst))
         if self.name == "dis":
-            flow = self._dis.calc(src, dst, None)
+            flow = self._dis_flow().calc(src, dst, None)
         else:
             flow = farneback(src, dst)
         if factor > 1:
