@@ -77,6 +77,7 @@ def test_every_shipped_config_loads_and_ablations_change_one_thing():
         "no_gan.yaml": {"loss.adversarial_latent.enabled", "loss.adversarial_pixel.enabled"},
         "no_flow_reg.yaml": {"loss.temporal.enabled"},
         "no_recurrence.yaml": {"model.recurrent.enabled"},
+        "oracle_flow.yaml": {"model.flow.estimator"},
     }
     for name, keys in expected.items():
         flat = flatten(load_config(REPO / "ablations" / name))
@@ -103,7 +104,10 @@ def test_choice_lists_come_from_the_registries():
     assert set(allowed_choices(fields["model.pruning.stages"])) == {
         "text_encoder", "time_embedding", "cross_attention", "vae_encoder", "unet_channels", "decoder_channels"}
     assert set(allowed_choices(fields["model.backbone.preset"])) == {"tiny", "sd21"}
-    assert set(allowed_choices(fields["data.source"])) == {"synthetic", "folder"}
+    assert set(allowed_choices(fields["data.source"])) == {"synthetic", "folder", "photos", "reds", "vimeo90k"}
+    assert set(allowed_choices(fields["data.degradation.type"])) == {"bicubic", "realbasicvsr", "light", "pipeline"}
+    assert set(registry.DEGRADATION_STAGES.names()) == {"blur", "resize", "final_resize", "noise", "jpeg",
+                                                         "video_codec"}
     assert "model.residual" not in fields  # dead key removed
     with pytest.raises(UserError, match="key 'model.flow.estimator' must be one of gt, .*; got 'mine'"):
         load_config(None, ["model.flow.estimator=mine"])
@@ -112,3 +116,21 @@ def test_choice_lists_come_from_the_registries():
         assert load_config(None, ["model.flow.estimator=mine"]).model.flow.estimator == "mine"
     finally:
         registry.FLOW_ESTIMATORS._entries.pop("mine")
+
+
+def test_realworld_ablations_change_only_their_stages():
+    reference = flatten(load_config(REPO / "experiments" / "instavsr_tiny_realworld.yaml"))
+    assert reference["data.degradation.type"] == "light" and reference["model.flow.estimator"] == "dis"
+    stages = "data.degradation.stages"
+    expected = {
+        "full.yaml": set(),
+        "no_codec.yaml": {f"{stages}.codec.enabled"},
+        "no_second_order.yaml": {f"{stages}.{s}.enabled" for s in ("blur2", "resize2", "noise2", "jpeg2")},
+        "no_noise.yaml": {f"{stages}.noise1.enabled", f"{stages}.noise2.enabled"},
+        "bicubic_only.yaml": {"data.degradation.type"},
+    }
+    assert {p.name for p in (REPO / "ablations" / "realworld").glob("*.yaml")} == set(expected)
+    for name, keys in expected.items():
+        flat = flatten(load_config(REPO / "ablations" / "realworld" / name))
+        changed = {k for k in set(flat) | set(reference) if flat.get(k) != reference.get(k)}
+        assert changed == keys, name

@@ -69,7 +69,7 @@ def test_rules_accept_and_reject(rule, good, bad):
 def _fake_fit(calls: list):
     def fit(cfg, config_path=None, ckpt=None, **kwargs):
         calls.append(cfg)
-        return None, SimpleNamespace(name="fake", run_dir=Path("runs/fake"), mlflow_run_id=None)
+        return None, SimpleNamespace(name="fake", run_dir=Path("runs/fake"), mlflow_run_id=None, summary="fake run")
     return fit
 
 
@@ -138,7 +138,7 @@ CROSS_CASES = {
 CROSS_OK = [
     ["data.num_frames=1", "loss.temporal.enabled=false"],
     ["data.source=folder", "data.val_frames=0", "data.val_hr_size=90"],
-    ["data.hr_size=16", "data.val_hr_size=12", "data.train_clips=4"],
+    ["data.hr_size=16", "data.val_hr_size=12", "data.train_clips=4", "metrics.perceptual=[]"],
     ["data.hr_size=8", "loss.adversarial_latent.enabled=false", "discriminator.pixel.num_layers=4"],
     ["discriminator.pixel.num_layers=8", "loss.adversarial_pixel.enabled=false"],
     ["model.backbone.preset=sd21", "data.scale=2", "data.hr_size=32", "discriminator.latent.num_layers=3"],

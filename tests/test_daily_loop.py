@@ -23,7 +23,7 @@ from vsr_lab.tracking.checkpoints import log_checkpoints
 from conftest import REPO
 
 NOISE = ("Tip:", "litlogger", "GPU available", "TPU available", "deprecated", "LeafSpec", "max_epochs",
-         "Creating initial MLflow", "Experiment with name", "log_every_n_steps", "Epoch")
+         "Creating initial MLflow", "Experiment with name", "log_every_n_steps", "Epoch", "Be aware")
 
 
 def test_quiet_filters_third_party_chatter_and_verbose_shows_it(capfd):
@@ -79,7 +79,8 @@ def test_fit_validate_test_compare_on_screen_and_in_mlflow(tiny_overrides, tmp_p
     fit_dir = tmp_path / "runs" / runs["no_gan"]
     for stage, ckpt in (("validate", "best"), ("test", "last")):
         assert main([stage, "--ckpt", str(fit_dir / "checkpoints" / f"{ckpt}.ckpt")]) == 0
-        out = capfd.readouterr().out
+        out, err = capfd.readouterr()
+        assert not [n for n in NOISE if n in out + err], out + err
         assert f"({runs['no_gan']}, 2 batches trained)" in out and "val/batches" not in out
         prefix = "val" if stage == "validate" else "test"
         assert re.search(rf"^{prefix}/psnr\s+\S+\s+\S+\s+[+-]\d", out, re.M), out

@@ -46,7 +46,7 @@ def test_identical_output_scores_perfect_and_json_is_written(folders, tmp_path, 
     mean = result["mean"]
     assert mean["psnr"] == PSNR_CAP_DB and mean["ssim"] == pytest.approx(1.0)
     assert mean["tof"] == 0.0 and mean["flicker"] == 0.0
-    assert "farneback flow on pred" in result["metrics"]["ewarp"]
+    assert "farneback flow on gt" in result["metrics"]["ewarp"]
     assert "tlp" not in mean  # no LPIPS weights given: skipped, not faked
     assert "mean" in capsys.readouterr().out
 

@@ -90,7 +90,7 @@ def test_fit_ablate_sweep_and_compare_against_an_mlflow_server_on_postgres(postg
 
     # fit: params, metrics, config, samples and checkpoints land on the server
     assert main(["fit", "--config", tiny, *server_overrides(tmp_path, mlflow_server, "server_fit"),
-                 "tracking.log_checkpoint=true"]) == 0
+                 "tracking.log_checkpoints=copy"]) == 0
     exp = client.get_experiment_by_name("server_fit")
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED" and run.data.params["loss.temporal.weight"] == "0.2"

@@ -129,8 +129,8 @@ def test_bicubic_helpers():
 
 
 def test_errors_name_the_bad_value():
-    with pytest.raises(ValueError, match="unknown split 'test'"):
-        SyntheticClipDataset("test", num_clips=1, num_frames=2, hr_size=32)
+    with pytest.raises(ValueError, match="unknown split 'tset'"):
+        SyntheticClipDataset("tset", num_clips=1, num_frames=2, hr_size=32)
     with pytest.raises(ValueError, match="hr_size 30 is not divisible by scale 4"):
         SyntheticClipDataset("train", num_clips=1, num_frames=2, hr_size=30)
     with pytest.raises(ValueError, match="unknown photo.*'lena'"):

@@ -55,7 +55,9 @@ def test_mlflow_run_holds_params_config_samples_and_checkpoint(tiny_overrides, t
     assert data.data.params["loss.adversarial_pixel.enabled"] == "False"
     assert data.data.params["data.scale"] == "4"
     top = {a.path for a in client.list_artifacts(run.mlflow_run_id)}
-    assert {"config.yaml", "samples", "checkpoints.json"} <= top and "best" not in top
+    assert {"config.yaml", "samples", "checkpoints.json", "degradation"} <= top and "best" not in top
+    strip = {a.path for a in client.list_artifacts(run.mlflow_run_id, "degradation")}
+    assert strip == {"degradation/stages.png", "degradation/stages.json"}  # the training degradation, stage by stage
     samples = client.list_artifacts(run.mlflow_run_id, "samples")
     assert len(samples) == 1 and samples[0].path.endswith(".png")
     # tracking.log_checkpoints: reference (default): the checkpoints are on disk once, in the run folder

@@ -206,3 +206,15 @@ def test_grey_input_is_converted_and_said_once(tmp_path, capfd):
     frames = np.stack(decode_rgb(out))
     assert frames.shape == (3, 64, 64, 3)
     assert np.abs(frames[..., 0].astype(int) - frames[..., 2]).max() <= 2  # still grey, now in RGB
+
+
+def test_bf16_tiled_run_stays_close_to_bicubic(tmp_path):
+    """Reduced precision and tiling together (the GPU settings) on the CPU: the untrained model
+    still gives bicubic, up to bf16 rounding."""
+    src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    make_video(src, pan_frames(3, 32, 24), codec="ffv1", pix_fmt="bgr0")
+    assert upscale("--input", str(src), "--output", str(out), "--codec", "ffv1", "--precision", "bf16",
+                   "--tile", "16", "--tile-overlap", "4") == 0
+    lr = torch.from_numpy(np.stack(pan_frames(3, 32, 24))).permute(0, 3, 1, 2).float() / 255
+    ref = (bicubic_upsample(lr, 4) * 255).round().permute(0, 2, 3, 1).numpy()
+    assert psnr(np.stack(decode_rgb(out)), ref) >= 38

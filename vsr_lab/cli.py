@@ -83,7 +83,7 @@ def cmd_evaluate(args) -> int:
         pretrained[name] = path
     result = evaluate_folders(args.pred, args.gt, args.flow, args.raft_weights, args.raft_size,
                               args.lpips_weights, args.lpips_net, args.crop_border, args.y_channel,
-                              metrics, args.weights_dir, pretrained)
+                              metrics, args.weights_dir, pretrained, ewarp_on=args.ewarp_on)
     if args.gt is None:
         print("no --gt: no-reference scores only (" + ", ".join(result["metrics"]) + ")")
     print(format_table(result))
@@ -105,7 +105,10 @@ def _add_evaluate_command(sub) -> None:
                    help="a metric's own parameter file, e.g. niqe_local=my_niqe.mat (a niqe-fit output)")
     p.add_argument("--json", help="write per-clip and mean scores to this JSON file")
     p.add_argument("--flow", default="farneback",
-                   help="flow estimator run on the output for E*warp: farneback (default), dis or raft")
+                   help="flow estimator for E*warp's motion: farneback (default), dis or raft")
+    p.add_argument("--ewarp-on", default="gt", choices=("gt", "pred"),
+                   help="estimate E*warp's motion on the GT clip (default: the same for every method, as "
+                        "validation) or on the scored clip")
     p.add_argument("--raft-weights", help="local RAFT state dict (for --flow raft)")
     p.add_argument("--raft-size", default="small", choices=("small", "large"))
     p.add_argument("--lpips-weights", help="local torchvision backbone weights for LPIPS (enables tLP)")
@@ -113,6 +116,27 @@ def _add_evaluate_command(sub) -> None:
     p.add_argument("--crop-border", type=int, default=0, help="pixels cropped on each side for PSNR/SSIM")
     p.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on BT.601 Y instead of RGB")
     p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_degrade(args) -> int:
+    cfg, done = _load(args)
+    if done:
+        return 0
+    from vsr_lab.data.degrade_files import degrade_files
+
+    for folder in degrade_files(cfg, args.input, args.output, args.seed, args.frames):
+        print(f"wrote {folder} ({folder}.json, {folder}.stages.png)")
+    return 0
+
+
+def add_degrade_command(sub) -> None:
+    p = sub.add_parser("degrade", help="write the LR clip a config's degradation makes of a video or frame folder")
+    _add_config_args(p)
+    p.add_argument("--input", required=True, help="video file, folder of frames, or folder of clips")
+    p.add_argument("--output", required=True, help="folder for <clip>/ (LR frames), <clip>.json and <clip>.stages.png")
+    p.add_argument("--seed", type=int, default=0, help="seed of the degradation's draws (default 0)")
+    p.add_argument("--frames", type=int, help="degrade only the first N frames of each clip")
+    p.set_defaults(func=cmd_degrade)
 
 
 def _cmd_bench(args) -> int:
@@ -265,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_niqe_fit_command(sub)
     add_run_folder_commands(sub)
     add_merge_lora_command(sub)
+    add_degrade_command(sub)
     return parser
 
 

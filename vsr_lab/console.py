@@ -26,6 +26,9 @@ NOISE = (
     ("lightning.pytorch.loggers.mlflow", r"Experiment with name .* not found\. Creating it"),
 )
 NOISY_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+# Third-party warnings about how we call them, by message: `validate --ckpt` builds its trainer
+# without the fit's checkpoint/summary callbacks on purpose (it restores weights, not training).
+NOISY_MESSAGES = (r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint",)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -86,6 +89,8 @@ def quiet(verbose: bool = False):
                 logging.getLogger(name).addFilter(drop)
             for category in NOISY_WARNINGS:
                 warnings.filterwarnings("ignore", category=category)
+            for message in NOISY_MESSAGES:
+                warnings.filterwarnings("ignore", message=message)
             show = warnings.showwarning
 
             def show_unless_hint(message, category, *args, **kwargs):

@@ -65,6 +65,7 @@ GENERATOR_PRESETS: Registry = Registry("generator preset", "vsr_lab.models.backb
 PRUNING_STAGES: Registry = Registry("pruning stage", "vsr_lab.models.pruning")
 FLOW_ESTIMATORS: Registry = Registry("flow estimator", "vsr_lab.models.flow")
 DEGRADATIONS: Registry = Registry("degradation", "vsr_lab.data.degradations")
+DEGRADATION_STAGES: Registry = Registry("degradation stage", "vsr_lab.data.degradations")
 DATA_SOURCES: Registry = Registry("data source", "vsr_lab.data")
 RECONSTRUCTION_LOSSES: Registry = Registry("reconstruction loss", "vsr_lab.losses.reconstruction")
 ADVERSARIAL_LOSSES: Registry = Registry("adversarial loss", "vsr_lab.losses.adversarial")

@@ -5,9 +5,11 @@
 With `--gt`, every clip gets PSNR, SSIM, E*warp, tOF, flicker, with local LPIPS weights tLP, and
 the perceptual metrics of `--metrics`. Without `--gt` (real videos), only what needs no ground
 truth: E*warp, `flicker_nr` and the no-reference perceptual metrics. The dataset score is the
-unweighted mean over clips (RESEARCH.md protocol). No ground-truth flow exists on disk, so E*warp
-uses flow estimated on the scored clip itself with the forward-backward occlusion test; the
-source of each metric is written into the result.
+unweighted mean over clips (RESEARCH.md protocol). E*warp uses the motion of the GT clip
+(`ewarp_on="gt"`, the default, as validation does): flow estimated on the GT frames with the
+forward-backward occlusion test, so every method is scored against the same motion (Lai et al.
+take it from the source video); `ewarp_on="pred"`, and any scoring without `--gt`, estimates it
+on the scored clip instead. The source of each metric is written into the result.
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ def build_ewarp_estimator(flow: str, raft_weights: str | None = None, raft_size:
     return build_flow_estimator(OmegaConf.create({"raft_weights": raft_weights, "raft_size": raft_size}), flow)
 
 
+EWARP_ON = ("gt", "pred")
+
+
 def check_metric_names(metrics, with_gt: bool) -> list[str]:
     """The names of `--metrics`, each known; a full-reference one without `--gt` is an error."""
     names = [m for m in metrics if m]
@@ -82,12 +87,15 @@ def evaluate_folders(pred: str | Path, gt: str | Path | None, flow: str = "farne
                      raft_size: str = "small", lpips_weights: str | None = None, lpips_net: str = "alex",
                      crop_border: int = 0, y_channel: bool = False, metrics=DEFAULT_METRICS,
                      weights_dir: str | None = None, pretrained: dict[str, str] | None = None,
-                     cache_dir: str | None = None) -> dict:
+                     cache_dir: str | None = None, ewarp_on: str = "gt") -> dict:
     """Scores per clip and their mean, with the settings and each metric's source.
 
     `metrics`: perceptual metric names (`metrics.perceptual` of a config); `weights_dir` and
     `pretrained` as `metrics.weights_dir` / `metrics.pretrained`. `gt=None`: no-reference scoring.
     """
+    if ewarp_on not in EWARP_ON:
+        raise UserError(f"--ewarp-on must be one of {', '.join(EWARP_ON)}; got {ewarp_on!r}")
+    ewarp_on = ewarp_on if gt is not None else "pred"  # no GT clip: the scored clip's own motion
     names = check_metric_names(metrics, gt is not None)
     pairs = pair_clips(pred, gt)
     for name, p, g in pairs:  # every size problem is reported before minutes of scoring
@@ -104,12 +112,14 @@ def evaluate_folders(pred: str | Path, gt: str | Path | None, flow: str = "farne
     for name, p, g in pairs:
         try:
             pred_clip = read_clip(p)
-            clips[name] = score_clip(pred_clip, None if g is None else read_clip(g), estimator.ewarp_flow(pred_clip),
+            gt_clip = None if g is None else read_clip(g)
+            motion = estimator.ewarp_flow(gt_clip if ewarp_on == "gt" else pred_clip)
+            clips[name] = score_clip(pred_clip, gt_clip, motion,
                                      lpips, crop_border, y_channel, perceptual)
         except ValueError as exc:  # e.g. frames too small for SSIM or the crop
             raise UserError(f"clip {name} ({p} vs {g}): {exc}") from None
     color = "Y (BT.601)" if y_channel else "RGB"
-    sources = {"ewarp": f"{flow} flow on pred (t -> t+1), forward-backward occlusion test; x1000"}
+    sources = {"ewarp": f"{flow} flow on {ewarp_on} (t -> t+1), forward-backward occlusion test; x1000"}
     if gt is not None:
         sources.update({
             "psnr": f"{color}, crop {crop_border}", "ssim": f"{color}, crop {crop_border}",

@@ -48,6 +48,11 @@ def metrics_of(runs: pd.DataFrame) -> list[str]:
     return [c for c in runs.columns if c not in META_COLUMNS and BICUBIC_INFIX not in c]
 
 
+def configs_only(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary without its `bicubic` baseline row."""
+    return summary.drop(index=BICUBIC, errors="ignore")
+
+
 def bicubic_column(metric: str) -> str:
     """`val/psnr` -> `val/bicubic_psnr`."""
     prefix, name = metric.split("/", 1)
@@ -152,7 +157,7 @@ def bar_charts(summary: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(4.2 * cols, 3.6 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
     has_base = BICUBIC in summary.index
-    bars = summary.drop(index=BICUBIC) if has_base else summary
+    bars = configs_only(summary)
     configs = list(bars.index)
     colors = ["tab:orange" if c == summary.attrs["reference"] else "tab:blue" for c in configs]
     for ax, m in zip(axes.flat, metrics):
@@ -213,7 +218,6 @@ def perception_distortion_figure(summary: pd.DataFrame, bicubic: dict[str, float
     """PSNR (y) against each no-reference perceptual score (x), one point per config with the std
     over seeds as error bars, plain bicubic upsampling marked; None without such a score."""
     metrics = summary.attrs["metrics"]
-    summary = summary.drop(index=BICUBIC, errors="ignore")  # bicubic is the marker, not a config
     xs = no_reference_metrics(metrics)
     if distortion not in metrics or not xs:
         return None
@@ -221,7 +225,7 @@ def perception_distortion_figure(summary: pd.DataFrame, bicubic: dict[str, float
     fig = Figure(figsize=(5.2 * len(xs), 4.2))
     axes = fig.subplots(1, len(xs), squeeze=False)[0]
     for ax, x in zip(axes, xs):
-        for config, row in summary.iterrows():
+        for config, row in configs_only(summary).iterrows():  # bicubic is the star, not a config point
             ax.errorbar(row[f"{x} mean"], row[f"{distortion} mean"], xerr=np.nan_to_num(row[f"{x} std"]),
                         yerr=np.nan_to_num(row[f"{distortion} std"]), fmt="o", capsize=3,
                         color="tab:orange" if config == summary.attrs["reference"] else "tab:blue")
@@ -245,8 +249,7 @@ def config_pareto(summary: pd.DataFrame, objectives: list[str]) -> tuple[pd.Data
     if missing:
         raise UserError(f"--objectives: {', '.join(missing)} not logged by these runs")
     directions = [direction(o) for o in objectives]
-    summary = summary.drop(index=BICUBIC, errors="ignore")  # the front is over trained configs
-    points = pd.DataFrame({o: summary[f"{o} mean"] for o in objectives})
+    points = pd.DataFrame({o: configs_only(summary)[f"{o} mean"] for o in objectives})
     points["config"] = points.index
     points["pareto"] = pareto_mask(points[objectives].to_numpy(float), directions)
     return points, pareto_figure(points, objectives, directions, label="config")

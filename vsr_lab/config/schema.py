@@ -49,15 +49,48 @@ class MotionConfig:
 
 
 @dataclass
+class SharpenConfig:
+    """Unsharp-masked training targets (Real-ESRGAN's USM): training GT only, LR from the plain GT."""
+
+    enabled: bool = False
+    weight: float = checked(0.5, NON_NEGATIVE)
+    kernel_size: int = checked(51, at_least(3))  # an even size is rounded up to odd
+    threshold: float = checked(10.0, between(0, 255))  # 8-bit levels
+
+
+@dataclass
 class DegradationConfig:
-    """How LR frames are made from HR frames (only `bicubic` so far)."""
+    """How LR frames are made from HR frames: `bicubic` (clean, the default) or a pipeline preset
+    (`realbasicvsr`, `light`, or `pipeline` with no stages of its own). `stages` maps stage names
+    to settings merged over the preset's (`{codec: {enabled: false}}`; a new name needs `kind`,
+    one of vsr_lab.registry.DEGRADATION_STAGES; ranges are [low, high] lists); `shuffle` names
+    the stages applied in random order per clip (null: the preset's). See vsr_lab/data/degradations/.
+    """
 
     type: str = registered("bicubic", reg.DEGRADATIONS)
+    stages: Dict[str, Any] = field(default_factory=dict)
+    shuffle: Optional[List[str]] = None
+    usm_gt: SharpenConfig = field(default_factory=SharpenConfig)
+
+
+@dataclass
+class AugmentConfig:
+    """Training augmentation of the clip-folder sources (folder, reds, vimeo90k), the same for
+    every frame of a clip: flips, time reversal, and the frame interval k (every k-th frame),
+    drawn per clip from `frame_intervals`."""
+
+    hflip: bool = True
+    vflip: bool = False
+    reverse: bool = False
+    frame_intervals: List[int] = checked([1], each(at_least(1)))
 
 
 @dataclass
 class DataConfig:
-    """Where clips come from: `synthetic` (built-in sample clips with exact flow) or `folder`."""
+    """Where clips come from (`source`, a registry entry): `synthetic` (built-in sample clips with
+    exact flow), `photos` (your photos as moving-camera clips with exact flow), `folder`, `reds`,
+    `vimeo90k` (real clips). Each split reads its own root; `test` is held out from both others.
+    """
 
     source: str = registered("synthetic", reg.DATA_SOURCES)
     scale: int = checked(4, at_least(1))
@@ -73,10 +106,17 @@ class DataConfig:
     min_detail: float = checked(0.004, NON_NEGATIVE)  # synthetic clips: redraw windows flatter than this (mean |GT - bicubic|)
     motion: MotionConfig = field(default_factory=MotionConfig)
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     root: Optional[str] = None
     lr_root: Optional[str] = None
     val_root: Optional[str] = None
     val_lr_root: Optional[str] = None
+    test_root: Optional[str] = None
+    test_lr_root: Optional[str] = None
+    reds_val_clips: List[str] = field(default_factory=lambda: ["000", "011", "015", "020"])  # REDS4
+    photo_root: Optional[str] = None       # photos: training photos
+    val_photo_root: Optional[str] = None   # photos: validation photos (null: the built-in ones)
+    test_photo_root: Optional[str] = None  # photos: test photos (null: the built-in held-out ones)
 
 
 @dataclass
@@ -143,10 +183,12 @@ class RecurrentConfig:
 
 @dataclass
 class FlowConfig:
-    """Flow used to align the previous output inside the generator (estimated on LR frames, so it
-    works at inference; `gt` is the sample clips' exact flow). RAFT reads a local weights file."""
+    """Flow used to align the previous output inside the generator, in training, validation, test
+    and inference: estimated on the LR frames (`dis` by default), as a real video allows; `gt`,
+    the sample clips' exact flow, is an oracle (ablations/oracle_flow.yaml). RAFT reads a local
+    weights file."""
 
-    estimator: str = registered("gt", reg.FLOW_ESTIMATORS)
+    estimator: str = registered("dis", reg.FLOW_ESTIMATORS)
     raft_weights: Optional[str] = None
     raft_size: str = one_of("small", "small", "large")
 
@@ -192,14 +234,15 @@ class ReconstructionLossConfig:
 class TemporalLossConfig:
     """Occlusion-masked L1 between output t and output t-1 warped to t.
 
-    `flow`: `gt` (dataset flow and mask) or `estimator` (model.flow.estimator on the GT frames,
-    forward-backward occlusion test); `relative_to_gt`: penalise only the part of the change that
+    `flow`: `gt` (dataset flow and mask), `estimator` (model.flow.estimator on the GT frames,
+    forward-backward occlusion test) or `auto` (the dataset's flow when it has one, else the
+    estimator: training may use the GT, so this is no oracle at test time); `relative_to_gt`: penalise only the part of the change that
     the GT frames do not have; `warmup_batches`: the weight ramps up linearly over these batches.
     """
 
     enabled: bool = True
     weight: float = checked(0.2, NON_NEGATIVE)  # negative would reward flicker
-    flow: str = one_of("gt", "gt", "estimator")
+    flow: str = one_of("auto", "auto", "gt", "estimator")
     relative_to_gt: bool = False
     warmup_batches: int = checked(0, NON_NEGATIVE)
 
@@ -299,9 +342,13 @@ class TrackingConfig:
 
 @dataclass
 class MetricsConfig:
-    """Validation metrics; `ewarp_flow`: `gt` (dataset flow when present) or `farneback`."""
+    """Validation / test metrics. E*warp's flow (`ewarp_flow`): `gt`, the motion of the GT clip
+    (exact when the dataset has it, else `ewarp_estimator` on the GT frames with the
+    forward-backward test), the same for every method, as `evaluate` does; or `pred`,
+    `ewarp_estimator` on each scored clip."""
 
-    ewarp_flow: str = one_of("gt", "gt", "farneback")
+    ewarp_flow: str = one_of("gt", "gt", "pred")
+    ewarp_estimator: str = one_of("farneback", "farneback", "dis", "raft")
     crop_border: int = checked(0, NON_NEGATIVE)
     lpips_weights: Optional[str] = None  # torchvision ImageNet weights of the LPIPS backbone (tLP)
     lpips_net: str = one_of("alex", "alex", "vgg")

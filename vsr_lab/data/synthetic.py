@@ -9,15 +9,19 @@ has no occlusion:
 and a pixel is valid where its target lands inside the other frame. Every frame's window stays
 inside the photo, so no frame shows padding.
 
-The photos are those bundled in the scikit-image wheel (no download), pre-smoothed so that
-bilinear resampling is accurate: warping frame t+1 by the exact flow reproduces frame t to well
-under 1 % mean error, which keeps flow-based tests and temporal losses honest.
+The photos are those bundled in the scikit-image wheel (no download), or any image files
+(`data.source: photos`, photos.py), pre-smoothed so that bilinear resampling is accurate: warping
+frame t+1 by the exact flow reproduces frame t to well under 1 % mean error, which keeps
+flow-based tests and temporal losses honest. Train, validation and test use different photos;
+the test photos are free of copyright (CC0 / public domain, per scikit-image's notes).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,8 +30,9 @@ from skimage import data as skdata
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from vsr_lab.data.degradations.bicubic import BicubicDegradation
+from vsr_lab.data.video_io import read_image
 from vsr_lab.ops.flow import in_view_mask
-from vsr_lab.ops.resize import bicubic_upsample
+from vsr_lab.ops.resize import bicubic_downsample, bicubic_upsample
 from vsr_lab.registry import DATA_SOURCES
 
 # name -> (loader, central crop side or None, downscale factor); all files ship in the wheel.
@@ -40,10 +45,16 @@ _PHOTO_SOURCES: dict[str, tuple[Callable[[], np.ndarray], int | None, int]] = {
     "brick": (skdata.brick, None, 1),  # grey texture, for fine detail
     "coffee": (skdata.coffee, None, 1),
     "rocket": (skdata.rocket, None, 1),
+    # held out for `test`: used by neither train nor validation; CC0 or public domain
+    "camera": (skdata.camera, None, 1),
+    "hubble_deep_field": (skdata.hubble_deep_field, None, 1),
+    "gravel": (skdata.gravel, None, 1),
+    "coins": (skdata.coins, None, 1),
 }
 TRAIN_PHOTOS: tuple[str, ...] = ("astronaut", "chelsea", "immunohistochemistry", "motorcycle", "retina", "brick")
 VAL_PHOTOS: tuple[str, ...] = ("coffee", "rocket")
-SPLITS: dict[str, tuple[str, ...]] = {"train": TRAIN_PHOTOS, "val": VAL_PHOTOS}
+TEST_PHOTOS: tuple[str, ...] = ("camera", "hubble_deep_field", "gravel", "coins")
+SPLITS: dict[str, tuple[str, ...]] = {"train": TRAIN_PHOTOS, "val": VAL_PHOTOS, "test": TEST_PHOTOS}
 
 # Gaussian pre-smoothing (photo pixels): removes the near-Nyquist content that bilinear
 # resampling reproduces badly, while leaving the detail that x4 SR has to recover.
@@ -54,19 +65,12 @@ BASE_SCALE_RANGE = (0.75, 1.0)
 _EDGE_MARGIN = 1.0  # photo pixels kept free around every window
 
 
-@lru_cache(maxsize=None)
-def load_photo(name: str) -> torch.Tensor:
-    """Return the pre-processed photo `name` as a shared (3, Hp, Wp) float32 tensor in [0, 1].
-
-    The tensor is cached and shared: do not modify it in place.
-    """
-    if name not in _PHOTO_SOURCES:
-        raise ValueError(f"unknown photo {name!r}; available: {sorted(_PHOTO_SOURCES)}")
-    loader, crop, factor = _PHOTO_SOURCES[name]
-    image = np.asarray(loader())
+def prepare_photo(image: np.ndarray, crop: int | None = None, factor: int = 1) -> torch.Tensor:
+    """uint8 (H, W) or (H, W, C) -> (3, H, W) float32 in [0, 1]: optional central crop and
+    downscale, then the pre-smoothing that keeps bilinear resampling accurate."""
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
-    photo = torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1).float() / 255.0
+    photo = torch.from_numpy(np.array(image[..., :3])).permute(2, 0, 1).float() / 255.0
     if crop is not None:
         top, left = (photo.shape[1] - crop) // 2, (photo.shape[2] - crop) // 2
         photo = photo[:, top:top + crop, left:left + crop]
@@ -76,6 +80,34 @@ def load_photo(name: str) -> torch.Tensor:
     photo = gaussian_blur(photo[None], kernel_size=2 * int(3 * PHOTO_BLUR_SIGMA + 0.5) + 1,
                           sigma=PHOTO_BLUR_SIGMA)[0]
     return photo.clamp_(0.0, 1.0).contiguous()
+
+
+@lru_cache(maxsize=None)
+def load_photo(name: str) -> torch.Tensor:
+    """Return the pre-processed built-in photo `name` as a shared (3, Hp, Wp) float32 tensor in [0, 1].
+
+    The tensor is cached and shared: do not modify it in place.
+    """
+    if name not in _PHOTO_SOURCES:
+        raise ValueError(f"unknown photo {name!r}; available: {sorted(_PHOTO_SOURCES)}")
+    loader, crop, factor = _PHOTO_SOURCES[name]
+    return prepare_photo(np.asarray(loader()), crop, factor)
+
+
+@lru_cache(maxsize=8)
+def load_photo_file(path: str | os.PathLike) -> torch.Tensor:
+    """A photo file (any size; grey and alpha converted), pre-processed as the built-in ones.
+    A few are cached: clips cycle through the photos, so a large folder is read as it goes."""
+    return prepare_photo(read_image(path))
+
+
+def photo_tensor(photo: str | Path) -> torch.Tensor:
+    """A built-in photo by name (str) or a photo file (Path)."""
+    return load_photo_file(photo) if isinstance(photo, Path) else load_photo(photo)
+
+
+def photo_name(photo: str | Path) -> str:
+    return photo.stem if isinstance(photo, Path) else photo
 
 
 def _clip_norm(v: np.ndarray, limit: float) -> np.ndarray:
@@ -181,13 +213,15 @@ class SyntheticClipDataset(torch.utils.data.Dataset):
     """Clips of a virtual camera moving over built-in photos, with exact flow and LR frames.
 
     Item i depends only on (seed, split, i), so it is the same in any worker and any order.
-    Clips cycle through the split's photos (item i uses photo i mod len(photos)).
+    Clips cycle through the split's photos (item i uses photo i mod len(photos)); `photos` holds
+    built-in names (str) or image files (Path). Flat windows are redrawn (`min_detail`, judged on
+    the GT alone), then the chosen clip is degraded with the item's rng.
     """
 
     def __init__(self, split: str, num_clips: int, num_frames: int, hr_size: int, scale: int = 4,
                  seed: int = 0, degradation: Callable | None = None, max_shift: float = 2.0,
                  max_zoom: float = 0.02, max_rotation_deg: float = 1.0,
-                 photos: Sequence[str] | None = None, min_detail: float = 0.0, max_tries: int = 8) -> None:
+                 photos: Sequence[str | Path] | None = None, min_detail: float = 0.0, max_tries: int = 8) -> None:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
         if hr_size % scale:
@@ -195,10 +229,11 @@ class SyntheticClipDataset(torch.utils.data.Dataset):
         self.photos = tuple(SPLITS[split] if photos is None else photos)
         if not self.photos:
             raise ValueError(f"no photos given for split {split!r}")
-        unknown = [name for name in self.photos if name not in _PHOTO_SOURCES]
+        unknown = [name for name in self.photos if isinstance(name, str) and name not in _PHOTO_SOURCES]
         if unknown:
             raise ValueError(f"unknown photo(s) {unknown}; available: {sorted(_PHOTO_SOURCES)}")
         self.split = split
+        self.scale = scale
         self.num_clips = num_clips
         self.num_frames = num_frames
         self.hr_size = hr_size
@@ -215,19 +250,26 @@ class SyntheticClipDataset(torch.utils.data.Dataset):
         if not 0 <= index < self.num_clips:
             raise IndexError(f"clip index {index} out of range for {self.num_clips} clips")
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, list(SPLITS).index(self.split), index]))
-        name = self.photos[index % len(self.photos)]
+        photo = self.photos[index % len(self.photos)]
         best: dict | None = None
         for _ in range(self.max_tries):
-            item: dict = render_clip(load_photo(name), self.num_frames, (self.hr_size, self.hr_size), rng,
+            item: dict = render_clip(photo_tensor(photo), self.num_frames, (self.hr_size, self.hr_size), rng,
                                      **self.motion)
-            item["lr"] = self.degradation(item["gt"], rng)
-            item["detail"] = lr_detail(item["gt"][0], item["lr"][0])
+            item["detail"] = gt_detail(item["gt"][0], self.scale)
             if best is None or item["detail"] > best["detail"]:
                 best = item
             if item["detail"] >= self.min_detail:
                 break
-        best["name"] = f"{name}_{index:05d}"
+        best["lr"] = self.degradation(best["gt"], rng)
+        best["name"] = f"{photo_name(photo)}_{index:05d}"
         return best
+
+
+def gt_detail(frame: torch.Tensor, scale: int) -> float:
+    """Mean |GT - bicubic(bicubic_down(GT))| of one frame: the detail super-resolution has to
+    recover. Judged on the GT alone, so a noisy or blurred degradation does not change which
+    windows count as flat (equal to `lr_detail` under the bicubic degradation)."""
+    return lr_detail(frame, bicubic_downsample(frame, scale))
 
 
 def lr_detail(gt: torch.Tensor, lr: torch.Tensor) -> float:
@@ -239,23 +281,26 @@ def lr_detail(gt: torch.Tensor, lr: torch.Tensor) -> float:
     return float((gt - bicubic_upsample(lr, gt.shape[-1] // lr.shape[-1])).abs().mean())
 
 
-# Seed offset that makes the synthetic test clips independent of the validation clips.
-TEST_SEED_OFFSET = 1000
-
-
 @DATA_SOURCES.register("synthetic")
 def build_synthetic(cfg, split: str, degradation) -> SyntheticClipDataset:
-    """`data.source: synthetic`: the built-in sample clips of `split` (train / val / test)."""
+    """`data.source: synthetic`: the built-in sample clips of `split` (train / val / test), each
+    split on its own photos."""
+    return synthetic_split(cfg, split, degradation, photos=None)
+
+
+def synthetic_split(cfg, split: str, degradation, photos: Sequence[str | Path] | None) -> SyntheticClipDataset:
+    """The sample clips of `split` over `photos` (None: the split's built-in photos)."""
     d = cfg.data
     train = split == "train"
     return SyntheticClipDataset(
-        split="train" if train else "val",
+        split=split,
         num_clips=d.train_clips if train else d.val_clips,
         num_frames=d.num_frames if train else d.val_frames,
         hr_size=d.hr_size if train else d.val_hr_size,
         scale=d.scale,
-        seed=d.seed + (TEST_SEED_OFFSET if split == "test" else 0),
+        seed=d.seed,
         degradation=degradation,
         max_shift=d.motion.max_shift, max_zoom=d.motion.max_zoom,
         max_rotation_deg=d.motion.max_rotation_deg, min_detail=d.min_detail,
+        photos=photos,
     )

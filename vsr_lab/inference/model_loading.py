@@ -1,6 +1,9 @@
 """The generator `upscale` runs: from a training checkpoint (its saved config and weights), or from
 a config (+ overrides) for an untrained or locally-pretrained model, or a config with a checkpoint's
-weights. The checkpoint is read once (weights_only): sd21 checkpoints are gigabytes.
+weights. The checkpoint is read once (weights_only): sd21 checkpoints are gigabytes. Its
+`state_dict` holds what validation scored (the EMA average when `model.ema` was on); a LoRA
+checkpoint holds the adapters, and the frozen base comes from `model.backbone.pretrained_path`,
+checked against the hashes the checkpoint recorded (as `validate` does).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from vsr_lab.errors import UserError
 from vsr_lab.models.build import build_generator
 from vsr_lab.models.generator import OneStepVSRGenerator
 from vsr_lab.training.checkpoints import CKPT_KEY, load_checkpoint
+from vsr_lab.training.lora_checkpoint import BASE_WEIGHTS_KEY, base_reference, restore_frozen
 
 GENERATOR_PREFIX = "generator."
 
@@ -48,6 +52,10 @@ def load_generator(ckpt: str | None, config: str | None,
     torch.manual_seed(cfg.seed)  # an untrained model's random parts are the same every run
     generator = build_generator(cfg)
     if data is not None:
+        if BASE_WEIGHTS_KEY in data:  # a LoRA checkpoint: adapters only, the base from its folder
+            frozen = {GENERATOR_PREFIX + n for n, p in generator.named_parameters() if not p.requires_grad}
+            own = {GENERATOR_PREFIX + k: v for k, v in generator.state_dict().items()}
+            restore_frozen(data, frozen, own, base_reference(cfg.model.backbone) if frozen else {})
         state = {k[len(GENERATOR_PREFIX):]: v for k, v in data["state_dict"].items() if k.startswith(GENERATOR_PREFIX)}
         try:
             generator.load_state_dict(state)

@@ -29,8 +29,9 @@ def size_multiple(generator: OneStepVSRGenerator) -> int:
     probe = 64
     params = {n: torch.empty_like(t, device="meta") for n, t in
               list(generator.encoder.named_parameters()) + list(generator.encoder.named_buffers())}
-    lr = torch.zeros(1, 3, probe, probe, device="meta")
-    prev = torch.zeros(1, 3, probe * generator.scale, probe * generator.scale, device="meta")
+    dtype = next(generator.parameters()).dtype
+    lr = torch.zeros(1, 3, probe, probe, device="meta", dtype=dtype)
+    prev = torch.zeros(1, 3, probe * generator.scale, probe * generator.scale, device="meta", dtype=dtype)
     with torch.no_grad():
         z = torch.func.functional_call(generator.encoder, params, (lr, prev if generator.recurrent else None),
                                        strict=False)

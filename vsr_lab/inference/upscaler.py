@@ -121,8 +121,8 @@ class Upscaler:
                 on_start: Callable[[object], None] | None = None) -> VideoResult:
         """Upscale video (or frame folder) `src` into `out` (PNG frames if `frames`, default from
         the settings). `on_start(info)` runs once the input is open, `on_frame(n)` after every
-        frame written. A stream that ends early keeps the
-        frames done so far in the `.partial` output and raises a UserError naming it."""
+        frame written. A stream that ends early keeps the frames done so far in the `.partial`
+        output and raises a UserError naming it."""
         t0 = time.perf_counter()
         source = open_source(src, self.settings.reader, self.settings.fps)
         info = source.info

@@ -17,6 +17,7 @@ from mlflow.entities import Run, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from vsr_lab.console import plural
 from vsr_lab.errors import UserError
 from vsr_lab.metrics.directions import display_order
 from vsr_lab.tracking.locking import sqlite_init_lock
@@ -124,7 +125,8 @@ def metric_columns(runs: list[Run]) -> list[str]:
 
 def runs_frame(runs: list[Run]) -> pd.DataFrame:
     """One row per run: run_id, group, seed, the last value of each validation metric and, as
-    `val/bicubic_<metric>` columns, the bicubic baseline the run logged on the same clips."""
+    `val/bicubic_<metric>` columns, the bicubic baseline the run logged on the same clips; the mean
+    baseline of each metric is also in `.attrs["bicubic"]` (`{"val/psnr": ...}`)."""
     columns = metric_columns(runs)
     bicubic = [BICUBIC_PREFIX + k.split("/", 1)[1] for k in columns]
     rows = [{"run_id": r.info.run_id, "group": run_group(r), "seed": r.data.tags.get(SEED_TAG),
@@ -149,7 +151,7 @@ def _left_out(runs: list[Run]) -> str:
         kind = next((k for k, test in kinds.items() if test(run.data.tags)), None)
         if kind:
             counts[kind] += 1
-    return ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in counts.items() if n) or "nothing"
+    return ", ".join(plural(n, k) for k, n in counts.items() if n) or "nothing"
 
 
 def load_runs(tracking_uri: str, experiment: str, run_ids=(), parent: str | None = None) -> pd.DataFrame:
@@ -162,14 +164,14 @@ def load_runs(tracking_uri: str, experiment: str, run_ids=(), parent: str | None
             runs = [client.get_run(r) for r in run_ids]
         except MlflowException as exc:
             raise UserError(f"--runs: {exc.message.splitlines()[0]}") from None
-        selection = f"the {len(runs)} runs given"
+        selection = f"the {plural(len(runs), 'run')} given"
     elif parent:
         runs = child_runs(client, exp_id, find_parent(client, exp_id, parent), status="FINISHED")
-        selection = f"the {len(runs)} finished child runs of {parent}"
+        selection = f"the {plural(len(runs), 'finished child run')} of {parent}"
     else:
         finished = client.search_runs([exp_id], "attributes.status = 'FINISHED'", max_results=50_000)
         runs = [r for r in finished if is_training_fit(r)]
-        selection = (f"the {len(runs)} finished training fits of experiment {experiment!r} "
+        selection = (f"the {plural(len(runs), 'finished training fit')} of experiment {experiment!r} "
                      f"(left out: {_left_out(finished)})")
     if not runs:
         raise UserError(f"no finished runs to compare in MLflow experiment {experiment!r}")

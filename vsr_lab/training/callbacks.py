@@ -1,5 +1,5 @@
-"""Callbacks: sample frames (LR | output | GT) from validation, logged to MLflow as images; the
-EMA of the model's weights (`model.ema`)."""
+"""Callbacks: sample frames (LR | output | GT) from validation, and the training degradation
+stage by stage, logged to MLflow as images; the EMA of the model's weights (`model.ema`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.loggers import MLFlowLogger
 
+from vsr_lab.data.degradations import build_degradation
+from vsr_lab.data.degradations.strip import stage_strip
 from vsr_lab.errors import UserError
 
 
@@ -92,3 +94,24 @@ class GeneratorEMA(EMAWeightAveraging):
     def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         if self._average_model is not None:  # fit --ckpt; validate/test just load the saved (EMA) weights
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
+class DegradationStrip(L.Callback):
+    """At the start of a fit, logs one training clip degraded as in training, stage by stage,
+    as `degradation/stages.png` (one row per stage, one column per frame; see
+    `vsr_lab.data.degradations.strip`), with what each stage drew as `degradation/stages.json`."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def on_train_start(self, trainer, pl_module):
+        if not isinstance(trainer.logger, MLFlowLogger) or trainer.global_step > 0:
+            return
+        datamodule = trainer.datamodule
+        gt = datamodule.dataset("train")[0]["gt"]
+        rng = np.random.default_rng(np.random.SeedSequence([self.cfg.seed, self.cfg.data.seed]))
+        _, steps = build_degradation(self.cfg).run(gt, rng, keep_frames=True)
+        run = trainer.logger.experiment
+        run.log_image(trainer.logger.run_id, stage_strip(gt, steps), artifact_file="degradation/stages.png")
+        run.log_dict(trainer.logger.run_id, [{k: v for k, v in s.items() if k != "frames"} for s in steps],
+                     "degradation/stages.json")

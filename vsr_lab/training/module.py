@@ -78,6 +78,9 @@ class VSRModule(L.LightningModule):
         if lora and not cfg.model.backbone.pretrained_path:
             raise UserError("config: key 'model.backbone.lora' fine-tunes pretrained weights: set "
                             "model.backbone.pretrained_path (LoRA checkpoints refer to its files)")
+        if lora and cfg.model.ema.enabled:  # the average copies the whole module, frozen base included
+            raise UserError("config: model.ema and model.backbone.lora together are not supported: the EMA copy "
+                            "would hold (and checkpoint) the frozen base weights again")
         self.generator = build_generator(cfg)
         # names of the frozen base weights a LoRA checkpoint leaves out (read back from the folder)
         self._frozen = {f"generator.{n}" for n, p in self.generator.named_parameters()
@@ -85,7 +88,7 @@ class VSRModule(L.LightningModule):
         self._base_reference: dict | None = None
         # Flow estimators are not submodules: no flow weights in checkpoints.
         self.flow_estimator = build_flow_estimator(cfg.model.flow)
-        self.ewarp_estimator = build_flow_estimator(cfg.model.flow, "farneback")
+        self.ewarp_estimator = build_flow_estimator(cfg.model.flow, cfg.metrics.ewarp_estimator)
         self.critics = torch.nn.ModuleDict()
         for space in CRITICS:
             if self._adv_enabled(space):
@@ -169,7 +172,8 @@ class VSRModule(L.LightningModule):
             losses["reconstruction"] = cfg.reconstruction.weight * reconstruction_loss(
                 hr, gt, cfg.reconstruction.type, cfg.reconstruction.eps)
         if self._temporal_enabled() and hr.shape[1] > 1:
-            source = self.flow_estimator if cfg.temporal.flow == "estimator" else GroundTruthFlow("loss.temporal.flow")
+            exact = cfg.temporal.flow == "gt" or (cfg.temporal.flow == "auto" and "flow_bw" in batch)
+            source = GroundTruthFlow("loss.temporal.flow") if exact else self.flow_estimator
             flow, valid = source.temporal_flows(batch)
             weight = cfg.temporal.weight * warmup_factor(self.batches_done, cfg.temporal.warmup_batches)
             losses["temporal"] = weight * temporal_consistency_loss(hr, gt, flow, valid, cfg.temporal.relative_to_gt)
@@ -263,21 +267,27 @@ class VSRModule(L.LightningModule):
         if self._stage_prefix() not in self._bicubic_logged:
             pairs.append((bicubic, self.bicubic_means))
         for i in range(hr.shape[0]):
+            reference = self._ewarp_flow(batch, i)  # one motion per clip, shared by every method scored
             for preds, means in pairs:
                 pred = preds[i]
-                scores = score_clip(pred, batch["gt"][i], self._ewarp_flow(batch, i, pred), self.lpips,
+                flow = reference if reference is not None else self.ewarp_estimator.ewarp_flow(pred.float())
+                scores = score_clip(pred, batch["gt"][i], flow, self.lpips,
                                     crop_border=self.cfg.metrics.crop_border, perceptual=self.perceptual)
                 for key, value in scores.items():
                     means[key].update(torch.tensor(value, dtype=torch.float32))
         return hr
 
-    def _ewarp_flow(self, batch: dict, i: int, pred: torch.Tensor) -> ClipFlow:
-        """E*warp's flow for clip i: the dataset's exact flow with `metrics.ewarp_flow: gt` when the
-        batch has it, else Farneback on the scored clip with the forward-backward test."""
-        if self.cfg.metrics.ewarp_flow == "gt" and "flow_fw" in batch:
+    def _ewarp_flow(self, batch: dict, i: int) -> ClipFlow | None:
+        """E*warp's flow for clip i with `metrics.ewarp_flow: gt` (the default): the motion of the
+        GT clip, exact when the dataset has it, else `metrics.ewarp_estimator` on the GT frames with
+        the forward-backward test; so every method is scored against the same motion, as
+        `evaluate` does. None with `pred`: the estimator runs on each scored clip instead."""
+        if self.cfg.metrics.ewarp_flow != "gt":
+            return None
+        if "flow_fw" in batch:
             return ClipFlow(batch["flow_fw"][i].float(), batch["valid_fw"][i].float(), batch["flow_bw"][i].float(),
                             source="exact (dataset)")
-        return self.ewarp_estimator.ewarp_flow(pred.float())
+        return self.ewarp_estimator.ewarp_flow(batch["gt"][i].float())
 
     def _stage_prefix(self) -> str:
         return "test" if self.trainer.testing else "val"

@@ -33,7 +33,7 @@ from vsr_lab.tracking.checkpoints import log_checkpoints
 from vsr_lab.tracking.mlflow_setup import absolute_uri, check_tracking_uri, log_config, make_logger, new_run_name
 from vsr_lab.tracking.run_folders import RUN_RECORD  # run.json: which MLflow run (and store) a folder is
 from vsr_lab.tracking.runs import GROUP_TAG, STAGE_TAG, create_evaluation_run, tracking_client
-from vsr_lab.training.callbacks import GeneratorEMA, ValidationSamples
+from vsr_lab.training.callbacks import DegradationStrip, GeneratorEMA, ValidationSamples
 from vsr_lab.training.checkpoints import CKPT_KEY, check_fits, format_fields, load_checkpoint
 from vsr_lab.training.module import VSRModule
 from vsr_lab.training.progress import BatchProgressBar
@@ -90,7 +90,8 @@ class RunMetadata(L.Callback):
 
 def training_epochs(cfg: DictConfig) -> tuple[int, int]:
     """(epochs, batches per epoch): validation runs after every `trainer.val_every` batches.
-
+    The training loader yields exactly that many batches per epoch whatever the dataset's size
+    (`vsr_lab.data.sampling.DrawSampler`), so a fit trains exactly `trainer.max_batches`.
     `load_config` has checked the lengths (config/rules.py); a config made another way is checked here.
     """
     problem = validation_divides_training(cfg)
@@ -119,15 +120,19 @@ def trainer_strategy(name: str) -> str:
 
 def build_trainer(cfg: DictConfig, run: RunInfo, logger, extra_callbacks=()) -> L.Trainer:
     epochs, per_epoch = training_epochs(cfg)
-    checkpoint = ModelCheckpoint(dirpath=run.run_dir / "checkpoints", filename="best", monitor=MONITOR,
-                                 mode="max", save_top_k=1, save_last=True, auto_insert_metric_name=False)
+    folder = run.run_dir / "checkpoints"
+    best = ModelCheckpoint(dirpath=folder, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
+                           auto_insert_metric_name=False)
+    # A checkpoint of its own for `last`: Lightning's save_last only rewrites it when `best` was
+    # saved too, so a run whose PSNR stopped improving would resume from an older state.
+    last = ModelCheckpoint(dirpath=folder, filename="last", save_top_k=1, enable_version_counter=False)
     ema = cfg.model.ema
     if ema.enabled:
         extra_callbacks = (GeneratorEMA(ema.decay, ema.start_batch), *extra_callbacks)
     progress = [BatchProgressBar(cfg.trainer.max_batches)] if cfg.trainer.progress_bar else []
     return L.Trainer(
         **_trainer_kwargs(cfg, logger), max_epochs=epochs, limit_train_batches=per_epoch,
-        callbacks=[checkpoint, ValidationSamples(cfg.tracking.log_images), RunMetadata(cfg, run), *progress,
+        callbacks=[best, last, ValidationSamples(cfg.tracking.log_images), RunMetadata(cfg, run), *progress,
                    *extra_callbacks],
         default_root_dir=str(run.run_dir),
     )
@@ -214,18 +219,20 @@ def fit(cfg: DictConfig, config_path: str | None = None, ckpt: str | None = None
     done = check_resume(meta, cfg, ckpt) if meta else 0
     if cfg.tracking.enabled and launch_rank(cfg) == 0:
         check_tracking_uri(cfg.tracking.tracking_uri, reach=True)  # a server that is down: one error now
+    data = VSRDataModule(cfg)
+    data.check(("train", "val"))  # bad roots, empty folders, bad degradation settings: before any run
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = VSRModule(OmegaConf.to_container(cfg, resolve=True))  # bad weights paths fail before a run exists
     if saved:
         check_fits(module, saved, ckpt, OmegaConf.to_container(cfg, resolve=True))
         del saved  # Lightning loads it again, with the optimizer states
     run, logger = _start_run(cfg, config_path, meta, tags)
-    if meta:
+    if meta and launch_rank(cfg) == 0:  # one record and one line, not one per DDP process
         record_resume(run, meta, cfg, ckpt, logger)
         print(f"resuming run {run.name} at batch {done} of {cfg.trainer.max_batches}")
     history = ValidationHistory()
-    trainer = build_trainer(cfg, run, logger, [history, *extra_callbacks])
-    trainer.fit(module, VSRDataModule(cfg), ckpt_path=ckpt)
+    trainer = build_trainer(cfg, run, logger, [history, DegradationStrip(cfg), *extra_callbacks])
+    trainer.fit(module, data, ckpt_path=ckpt)
     if logger is not None and trainer.is_global_zero:
         log_checkpoints(logger.experiment, run.mlflow_run_id, run.run_dir / "checkpoints",
                         cfg.tracking.log_checkpoints)
@@ -241,6 +248,8 @@ def _evaluation_logger(cfg: DictConfig, stage: str, ckpt: str | None, meta: dict
         return None, "not logged to MLflow: without --ckpt this scores the untrained model"
     if not cfg.tracking.enabled:
         return None, "not logged to MLflow (tracking.enabled=false)"
+    if launch_rank(cfg) != 0:  # under DDP one process opens the evaluation run
+        return None, ""
     fit_run = meta.get("mlflow_run_id")
     if not fit_run:
         return None, "not logged to MLflow: the checkpoint's fit was not tracked"
@@ -259,6 +268,8 @@ def evaluate(cfg: DictConfig, stage: str, ckpt: str | None, config_path: str | N
     log them to an evaluation run nested under the checkpoint's fit, and return them."""
     saved = load_checkpoint(ckpt) if ckpt else None
     meta = checkpoint_meta(saved) if saved else None
+    data = VSRDataModule(cfg)
+    data.check(("val",) if stage == "validate" else ("test",))  # bad data: one error before any run
     module = VSRModule(OmegaConf.to_container(cfg, resolve=True))
     if saved:
         check_fits(module, saved, ckpt, OmegaConf.to_container(cfg, resolve=True))
@@ -267,11 +278,12 @@ def evaluate(cfg: DictConfig, stage: str, ckpt: str | None, config_path: str | N
     trainer = L.Trainer(**_trainer_kwargs(cfg, logger), enable_checkpointing=False,
                         callbacks=[ValidationSamples(cfg.tracking.log_images)])
     run_fn = trainer.validate if stage == "validate" else trainer.test
-    results = run_fn(module, datamodule=VSRDataModule(cfg), ckpt_path=ckpt, verbose=False)
+    results = run_fn(module, datamodule=data, ckpt_path=ckpt, verbose=False)
     scores = {k: float(v) for k, v in results[0].items()}
     prefix = "val" if stage == "validate" else "test"
     what = f"{ckpt} ({meta['run_name']}, {meta.get('batches_done')} batches trained)" if meta else "the untrained model"
-    print(f"{stage} {what}")
-    print(score_table(scores, {k: v for k, v in scores.items() if "/bicubic_" in k}, prefix))
-    print(where)
+    if trainer.is_global_zero:
+        print(f"{stage} {what}")
+        print(score_table(scores, {k: v for k, v in scores.items() if "/bicubic_" in k}, prefix))
+        print(where)
     return scores

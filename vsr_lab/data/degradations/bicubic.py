@@ -19,6 +19,18 @@ class BicubicDegradation:
     def __call__(self, frames: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
         return bicubic_downsample(frames, self.scale)
 
+    def run(self, frames: torch.Tensor, rng: np.random.Generator | None = None,
+            keep_frames: bool = False) -> tuple[torch.Tensor, list[dict]]:
+        """As `DegradationPipeline.run`: the LR clip and its one step."""
+        lr = self(frames, rng)
+        step = {"stage": "bicubic", "kind": "bicubic", "applied": True, "params": {"antialias": True}}
+        if keep_frames:
+            step["frames"] = list(lr)
+        return lr, [step]
+
+    def describe(self) -> dict:
+        return {"scale": self.scale, "shuffle": [], "stages": {"bicubic": {"kind": "bicubic", "antialias": True}}}
+
     def __repr__(self) -> str:
         return f"BicubicDegradation(scale={self.scale})"
 

@@ -22,6 +22,8 @@ image it equals pyiqa's NIQE (tests/test_niqe_local.py checks it).
 from __future__ import annotations
 
 import math
+import os
+import uuid
 from pathlib import Path
 from typing import Iterable
 
@@ -122,7 +124,7 @@ def save_params(path: str | Path, mu: np.ndarray, cov: np.ndarray, block: int, *
     """The model as the `.mat` file pyiqa's NIQE reads, written under a temporary name first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{torch.randint(1 << 30, ()).item()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # not torch's RNG: seeded runs
     with open(tmp, "wb") as f:
         scipy.io.savemat(f, {"mu_prisparam": mu[None], "cov_prisparam": cov, "block_size": block, **info})
     tmp.replace(path)

@@ -1,0 +1,156 @@
+"""Data sources: photos as moving-camera clips with exact flow, REDS and Vimeo-90K layouts,
+clip augmentations, and a test split held out from training and validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data as skdata
+
+from vsr_lab.config import load_config
+from vsr_lab.data.datamodule import build_dataset
+from vsr_lab.data.folder_dataset import FolderClipDataset
+from vsr_lab.data.synthetic import TEST_PHOTOS, TRAIN_PHOTOS, VAL_PHOTOS, load_photo
+from vsr_lab.data.video_io import write_frame_folder
+from vsr_lab.errors import UserError
+from vsr_lab.ops.flow import flow_warp
+
+from conftest import REPO
+
+
+def cfg_with(*overrides: str):
+    return load_config(REPO / "experiments" / "instavsr_tiny.yaml",
+                       ["data.num_frames=3", "data.hr_size=32", "data.val_frames=3", "data.val_hr_size=32",
+                        "data.val_clips=2", *overrides])
+
+
+# ----- photos ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def photo_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    Image.fromarray(skdata.chelsea()).save(root / "cat.png")
+    Image.fromarray(skdata.camera()).save(root / "grey.jpg")  # grey files become 3-channel clips
+    return root
+
+
+def test_a_photo_folder_becomes_clips_with_exact_flow(photo_root):
+    ds = build_dataset(cfg_with("data.source=photos", f"data.photo_root={photo_root}"), "train")
+    first, second = ds[0], ds[1]
+    assert first["name"] == "cat_00000" and second["name"] == "grey_00001"
+    assert first["gt"].shape == (3, 3, 32, 32) and first["lr"].shape == (3, 3, 8, 8)
+    assert torch.equal(second["gt"][:, 0], second["gt"][:, 1])  # the grey photo
+    for item in (first, second):
+        aligned = flow_warp(item["gt"][1:], item["flow_fw"])  # frame t+1 brought back to t by the exact flow
+        err = ((aligned - item["gt"][:-1]).abs() * item["valid_fw"]).sum() / (3 * item["valid_fw"].sum())
+        assert err < 0.01 and (item["gt"][1:] - item["gt"][:-1]).abs().mean() > 2 * err  # it moves
+    val = build_dataset(cfg_with("data.source=photos", f"data.photo_root={photo_root}"), "val")
+    assert val[0]["name"].startswith(VAL_PHOTOS[0])  # the built-in validation photos, not the training folder
+    own_val = build_dataset(cfg_with("data.source=photos", f"data.photo_root={photo_root}",
+                                     f"data.val_photo_root={photo_root}"), "val")
+    assert own_val[1]["name"] == "grey_00001"
+
+
+def test_photo_folder_errors_name_the_key(tmp_path):
+    (tmp_path / "notes.txt").write_text("no photos here")
+    with pytest.raises(UserError, match="data.photo_root': no image files .* in folder .*"):
+        build_dataset(cfg_with("data.source=photos", f"data.photo_root={tmp_path}"), "train")
+    with pytest.raises(UserError, match="data.photo_root is not set"):
+        build_dataset(cfg_with("data.source=photos"), "train")
+    with pytest.raises(UserError, match="data.val_photo_root': photo folder not found"):
+        build_dataset(cfg_with("data.source=photos", f"data.val_photo_root={tmp_path / 'nope'}"), "val")
+
+
+# ----- held-out test split --------------------------------------------------------------------
+def test_synthetic_test_clips_use_photos_of_neither_train_nor_val():
+    assert not set(TEST_PHOTOS) & (set(TRAIN_PHOTOS) | set(VAL_PHOTOS))
+    for name in TEST_PHOTOS:
+        assert min(load_photo(name).shape[1:]) >= 256
+    cfg = cfg_with("data.val_clips=4")
+    names = [build_dataset(cfg, "test")[i]["name"] for i in range(4)]
+    assert [n.rsplit("_", 1)[0] for n in names] == list(TEST_PHOTOS)
+
+
+def test_folder_test_split_reads_test_root_only(tmp_path):
+    rng = np.random.default_rng(0)
+    for split in ("val", "test"):
+        write_frame_folder([rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(3)],
+                           tmp_path / split / f"{split}_clip")
+    base = ["data.source=folder", f"data.root={tmp_path / 'val'}", f"data.val_root={tmp_path / 'val'}"]
+    with pytest.raises(UserError, match="data.test_root is not set .*never reads data.val_root"):
+        build_dataset(cfg_with(*base), "test")
+    test = build_dataset(cfg_with(*base, f"data.test_root={tmp_path / 'test'}"), "test")
+    assert [test[i]["name"] for i in range(len(test))] == ["test_clip"]
+
+
+# ----- REDS and Vimeo-90K layouts -------------------------------------------------------------
+def _frames(n: int, size: int = 16, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 255, (size, size, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def test_reds_holds_out_reds4_for_validation(tmp_path):
+    for name in ("000", "001", "002", "011", "015", "020"):
+        write_frame_folder(_frames(4), tmp_path / "train_sharp" / name)
+        write_frame_folder(_frames(4, 4), tmp_path / "train_sharp_bicubic" / "X4" / name)
+    base = ["data.source=reds", f"data.root={tmp_path / 'train_sharp'}", "data.hr_size=8"]
+    train = build_dataset(cfg_with(*base), "train")
+    val = build_dataset(cfg_with(*base, f"data.lr_root={tmp_path / 'train_sharp_bicubic' / 'X4'}"), "val")
+    assert train.names == ["001", "002"] and val.names == ["000", "011", "015", "020"]
+    assert val.lr_paths[0] == tmp_path / "train_sharp_bicubic" / "X4" / "000"
+    with pytest.raises(UserError, match="data.reds_val_clips': no clip 099"):
+        build_dataset(cfg_with(*base, "data.reds_val_clips=['000','099']"), "val")  # quoted: YAML reads 011 as 9
+
+
+def test_vimeo90k_septuplets_and_lists(tmp_path):
+    train_ids = [f"00001/{i:04d}" for i in range(1, 7)]
+    test_ids = ["00002/0001"]
+    for sid in train_ids + test_ids:
+        folder = tmp_path / "sequences" / sid
+        folder.mkdir(parents=True)
+        for t, frame in enumerate(_frames(7, seed=len(sid))):
+            Image.fromarray(frame).save(folder / f"im{t + 1}.png")
+    (tmp_path / "sep_trainlist.txt").write_text("\n".join(train_ids) + "\n")
+    (tmp_path / "sep_testlist.txt").write_text("\n".join(test_ids) + "\n")
+    base = ["data.source=vimeo90k", f"data.root={tmp_path}", "data.hr_size=8", "data.val_clips=2"]
+    train, val, test = (build_dataset(cfg_with(*base), s) for s in ("train", "val", "test"))
+    assert len(train) == 4 and len(val) == 2 and not set(train.names) & set(val.names)
+    assert test.names == ["00002_0001"] and test[0]["gt"].shape[0] == 3  # data.val_frames
+    assert train[0]["gt"].shape == (3, 3, 8, 8)
+    with pytest.raises(UserError, match="Vimeo-90K list not found"):
+        build_dataset(cfg_with("data.source=vimeo90k", f"data.root={tmp_path / 'sequences'}"), "train")
+
+
+# ----- augmentations --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ramp_clip(tmp_path_factory):
+    """Frame t is a vertical ramp plus 20 t, so order, interval and vertical flips can be read back."""
+    root = tmp_path_factory.mktemp("ramp")
+    ramp = np.arange(16, dtype=np.float64)[:, None, None] * 4
+    write_frame_folder([np.broadcast_to(ramp + 20 * t, (16, 16, 3)).astype(np.uint8) for t in range(8)],
+                       root / "ramp")
+    return root
+
+
+def _frame_numbers(gt: torch.Tensor) -> list[int]:
+    return [round((float(f[0, :, 0].min()) * 255) / 20) for f in gt]
+
+
+def test_time_reversal_intervals_and_vertical_flips_apply_to_the_whole_clip(ramp_clip):
+    ds = FolderClipDataset(ramp_clip, num_frames=3, crop_size=16, vflip=True, reverse=True, intervals=[2], hflip=False)
+    orders, flips = set(), set()
+    for draw in range(16):
+        gt = ds.draw(0, draw)["gt"]
+        frames = _frame_numbers(gt)
+        assert abs(frames[1] - frames[0]) == 2 and frames[2] - frames[1] == frames[1] - frames[0]
+        orders.add(frames[1] > frames[0])
+        down = [bool(f[0, -1, 0] > f[0, 0, 0]) for f in gt]
+        assert len(set(down)) == 1  # the same flip for every frame
+        flips.add(down[0])
+    assert orders == {True, False} and flips == {True, False}
+    plain = FolderClipDataset(ramp_clip, num_frames=3, crop_size=16)
+    assert all(_frame_numbers(plain.draw(0, d)["gt"]) == sorted(_frame_numbers(plain.draw(0, d)["gt"]))
+               for d in range(6))
+    with pytest.raises(UserError, match="fewer than num_frames=5 at interval 2"):
+        FolderClipDataset(ramp_clip, num_frames=5, intervals=[2])
