@@ -19,7 +19,7 @@ T = 5
 
 @pytest.fixture(scope="module")
 def clips() -> list[torch.Tensor]:
-    ds = SyntheticClipDataset("val", num_clips=2, num_frames=T, hr_size=64, seed=11)  # decord misreads 48-px-wide videos
+    ds = SyntheticClipDataset("val", num_clips=2, num_frames=T, hr_size=64, seed=11)
     return [ds[i]["gt"] for i in range(2)]
 
 

@@ -133,7 +133,7 @@ def test_every_pyiqa_frame_metric_and_niqe_local_is_registered():
 def test_unknown_metric_is_one_line_with_a_suggestion(capsys):
     with pytest.raises(UserError, match=r"key 'metrics.perceptual': 'niqe_locl' .*did you mean 'niqe_local'"):
         load_config("experiments/instavsr_tiny.yaml", ["metrics.perceptual=[piqe,niqe_locl]"])
-    with pytest.raises(UserError, match=r"key 'metrics.batch_size' must be at least 1, got 0"):
+    with pytest.raises(UserError, match=r"key 'metrics.batch_size' must be >= 1; got 0"):
         load_config("experiments/instavsr_tiny.yaml", ["metrics.batch_size=0"])
     assert main(["fit", "--config", "experiments/instavsr_tiny.yaml", "metrics.perceptual=[lpipz]"]) == 2
     err = capsys.readouterr().err

@@ -121,7 +121,10 @@ def test_resume_continues_the_same_run_and_says_so(tiny_overrides, capsys):
 def test_bad_training_length_fails_before_any_run(tiny_overrides, tmp_path):
     from vsr_lab.errors import UserError
 
-    cfg = load_config(REPO / "ablations" / "full.yaml", tiny_overrides + ["trainer.max_batches=5"])
+    with pytest.raises(UserError, match=r"command line: key 'trainer.max_batches' \(5\) must be a multiple"):
+        load_config(REPO / "ablations" / "full.yaml", tiny_overrides + ["trainer.max_batches=5"])
+    cfg = load_config(REPO / "ablations" / "full.yaml", tiny_overrides)
+    cfg.trainer.max_batches = 5  # changed after loading: fit checks the length again
     with pytest.raises(UserError, match="trainer.max_batches"):
         fit(cfg, "full.yaml")
     assert not (tmp_path / "mlflow.db").exists()

@@ -174,6 +174,73 @@ def test_auto_falls_back_to_pyav_when_decord_fails_to_open(video, monkeypatch):
     assert np.array_equal(np.stack(list(iter_frames(video))), expected)
 
 
+@pytest.mark.parametrize("width", [16, 24, 48, 72])
+def test_auto_reads_widths_decord_cannot_copy(tmp_path, width):
+    """decord 0.6 opens these videos but fails to copy their frames ("size must exactly match",
+    it used to be reported as a corrupt file): auto mode hands the decoding to PyAV."""
+    path = tmp_path / f"w{width}.mp4"
+    write_video(path, moving_frames(5, 40, width), crf=0)
+    expected = np.stack(list(iter_frames(path, backend="pyav")))
+    assert expected.shape == (5, 40, width, 3)
+    assert np.array_equal(np.stack(list(iter_frames(path))), expected)
+    assert clip_info(path) == ClipInfo(5, 40, width, float(FPS))
+    with pytest.raises(UserError, match=f"cannot decode video .*w{width}.mp4"):
+        list(iter_frames(path, backend="decord"))  # asked for decord by name: its error, one line
+
+
+def _hang(*args, **kwargs):
+    import time
+
+    time.sleep(3)
+    raise AssertionError("a hung call is abandoned, never waited for")
+
+
+def test_a_hung_decord_open_falls_back_to_pyav(video, monkeypatch):
+    import decord
+    import time
+
+    expected = np.stack(list(iter_frames(video, backend="pyav")))
+    monkeypatch.setattr(video_io, "DECORD_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(decord, "VideoReader", _hang)
+    start = time.monotonic()
+    assert np.array_equal(np.stack(list(iter_frames(video))), expected)
+    assert time.monotonic() - start < 2.5  # well before the hung call would return
+    with pytest.raises(UserError, match=r"decord cannot open video .*clip.mp4: decord did not answer within 0.3 s"):
+        clip_info(video, backend="decord")
+
+
+def test_a_hung_decord_decode_hands_the_rest_to_pyav(video, monkeypatch):
+    import decord
+
+    expected = np.stack(list(iter_frames(video, backend="pyav")))
+    real = decord.VideoReader
+
+    class SlowAfterFirstBatch:
+        def __init__(self, *args, **kwargs):
+            self.reader, self.calls = real(*args, **kwargs), 0
+
+        def __len__(self):
+            return len(self.reader)
+
+        def __getitem__(self, i):
+            return self.reader[i]
+
+        def get_avg_fps(self):
+            return self.reader.get_avg_fps()
+
+        def get_batch(self, indices):
+            self.calls += 1
+            if self.calls > 1:
+                _hang()
+            return self.reader.get_batch(indices)
+
+    monkeypatch.setattr(video_io, "DECORD_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(decord, "VideoReader", SlowAfterFirstBatch)
+    assert np.array_equal(np.stack(list(iter_frames(video))), expected)  # 8 frames by decord, 4 by PyAV
+    with pytest.raises(UserError, match="cannot decode video .*clip.mp4 .*did not answer within"):
+        list(iter_frames(video, backend="decord"))
+
+
 def test_natural_sort_and_non_images_ignored(tmp_path, frames):
     for name in ["10.png", "2.png", "1.png", "frame9.png", "frame10.png"]:
         write_frame_folder([frames[0]], tmp_path / "tmp")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -116,7 +117,7 @@ def evaluate_folders(pred: str | Path, gt: str | Path | None, flow: str = "farne
             clips[name] = score_clip(pred_clip, gt_clip, motion,
                                      lpips, crop_border, y_channel, perceptual)
         except ValueError as exc:  # e.g. frames too small for SSIM or the crop
-            raise UserError(f"clip {name}: {exc}") from None
+            raise UserError(f"clip {name} ({p} vs {g}): {exc}") from None
     color = "Y (BT.601)" if y_channel else "RGB"
     sources = {"ewarp": f"{flow} flow on {ewarp_on} (t -> t+1), forward-backward occlusion test; x1000"}
     if gt is not None:
@@ -157,5 +158,8 @@ def write_json(result: dict, path: str | Path) -> None:
             return {k: clean(v) for k, v in x.items()}
         return x
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(clean(result), indent=2))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")  # renamed when whole: a crash never leaves half a file
+    tmp.write_text(json.dumps(clean(result), indent=2))
+    os.replace(tmp, path)

@@ -3,30 +3,37 @@
 A file may say `extends: ../experiments/instavsr_tiny.yaml` (relative to itself, chains allowed);
 its keys are merged over its parent's, then `key=value` overrides from the command line. Each layer
 is merged onto the typed schema separately, so an unknown key or wrong type is reported with the
-file (or "command line") it came from.
+file (or "command line") it came from. Then every value is checked against the rule declared
+next to its field and the rules across keys (config/rules.py), still before anything is built.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import functools
+import typing
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vsr_lab.config.rules import first_broken_rule
 from vsr_lab.config.schema import VSRConfig
 from vsr_lab.errors import UserError
 
 EXTENDS_KEY = "extends"
+# libyaml's safe loader when PyYAML has it: the same documents, parsed 10x faster than pure Python
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
     if data is None:
@@ -63,11 +70,43 @@ def _describe(exc: OmegaConfBaseException) -> str:
     return f"key '{key}': {msg}" if key else msg
 
 
+@functools.lru_cache(maxsize=1)
+def _schema_defaults() -> DictConfig:
+    """The typed schema with its defaults, built once (building it takes most of a load)."""
+    return OmegaConf.structured(VSRConfig)
+
+
 def _merge_layer(base: DictConfig, layer, source: str) -> DictConfig:
+    """`layer` merged into `base` in place (OmegaConf.merge would copy the whole tree each time)."""
     try:
-        return OmegaConf.merge(base, layer)
+        base.merge_with(layer)
+        return base
     except OmegaConfBaseException as exc:
-        raise UserError(f"{source}: {_describe(exc)}") from None
+        if getattr(exc, "full_key", None):
+            raise UserError(f"{source}: {_describe(exc)}") from None
+        raise UserError(f"{source}: key '{_failing_key(base, layer)}': {_describe(exc)}") from None
+    except (TypeError, ValueError) as exc:  # OmegaConf's own for e.g. a list merged onto a section
+        raise UserError(f"{source}: key '{_failing_key(base, layer)}': {str(exc).splitlines()[0]}") from None
+
+
+def _failing_key(base: DictConfig, layer) -> str:
+    """The first key of `layer` that cannot be merged alone (for an error OmegaConf gives no key)."""
+    data = OmegaConf.to_container(layer) if isinstance(layer, DictConfig) else layer
+    for path in _leaf_paths(data):
+        single: Any = _value_at_path(data, path)
+        for part in reversed(path):
+            single = {part: single}
+        try:
+            OmegaConf.merge(base, single)
+        except Exception:  # noqa: BLE001 - any failure marks this key
+            return ".".join(path)
+    return "?"
+
+
+def _value_at_path(data, path: tuple):
+    for part in path:
+        data = data[part]
+    return data
 
 
 def parse_overrides(overrides: Iterable[str]) -> DictConfig:
@@ -79,22 +118,58 @@ def parse_overrides(overrides: Iterable[str]) -> DictConfig:
         return OmegaConf.from_dotlist(overrides)
     except OmegaConfBaseException as exc:
         raise UserError(f"command line: {_describe(exc)}") from None
+    except yaml.YAMLError as exc:  # the value after `=` is read as YAML: `*a`, `!!binary 0`, ...
+        first = str(exc).splitlines()[0]
+        for item in overrides:
+            try:
+                OmegaConf.from_dotlist([item])
+            except (yaml.YAMLError, OmegaConfBaseException):
+                raise UserError(f"command line: override '{item}': the value is not valid YAML ({first})") from None
+        raise UserError(f"command line: the overrides are not valid YAML ({first})") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class SchemaField:
+    """One leaf of the schema: its dotted key (`*` for each entry of a mapping section such as
+    `sweep.params.*.low`), the dataclass field and its resolved type."""
+
+    key: str
+    field: dataclasses.Field
+    type: Any
+
+
+def _section_type(tp) -> type | None:
+    """The dataclass of a nested section (or of each entry of a Dict[str, dataclass]), else None."""
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return tp
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def schema_fields(cls=VSRConfig, prefix: str = "") -> tuple[SchemaField, ...]:
+    """Every leaf field of the schema, depth first, with its dotted key (cached: the schema is fixed)."""
+    hints = typing.get_type_hints(cls)
+    out: list[SchemaField] = []
+    for f in dataclasses.fields(cls):
+        key, tp = f"{prefix}{f.name}", hints[f.name]
+        if _section_type(tp):
+            out += schema_fields(tp, key + ".")
+        elif typing.get_origin(tp) is dict and _section_type(typing.get_args(tp)[1]):
+            out += schema_fields(typing.get_args(tp)[1], key + ".*.")
+        else:
+            out.append(SchemaField(key, f, tp))
+    return tuple(out)
 
 
 def choice_fields(cls=VSRConfig, prefix: str = "") -> dict[str, dict]:
     """Dotted key -> field metadata, for every schema field whose value is a name from a set."""
-    out: dict[str, dict] = {}
-    for f in dataclasses.fields(cls):
-        key = f"{prefix}{f.name}"
-        if "choices" in f.metadata or "registry" in f.metadata:
-            out[key] = dict(f.metadata)
-        elif isinstance(f.type, type) and dataclasses.is_dataclass(f.type):
-            out.update(choice_fields(f.type, key + "."))
-        elif f.default_factory is not dataclasses.MISSING:
-            value = f.default_factory()
-            if dataclasses.is_dataclass(value):
-                out.update(choice_fields(type(value), key + "."))
-    return out
+    return {f.key: dict(f.field.metadata) for f in schema_fields(cls, prefix)
+            if "choices" in f.field.metadata or "registry" in f.field.metadata}
+
+
+def rule_fields(cls=VSRConfig, prefix: str = "") -> dict[str, tuple]:
+    """Dotted key -> value rules (config/constraints.py) of every field that declares some."""
+    return {f.key: f.field.metadata["rules"] for f in schema_fields(cls, prefix) if f.field.metadata.get("rules")}
 
 
 def allowed_choices(meta: dict) -> tuple[str, ...]:
@@ -110,37 +185,162 @@ def _listed(allowed: tuple[str, ...], item) -> str:
     return f"the {len(allowed)} registered names{hint}"
 
 
-def validate_choices(cfg: DictConfig, source: str = "config") -> None:
-    """Every name-valued key holds one of its allowed names (a registry's entries or a fixed set).
+class Sources:
+    """Which layer (a file of the `extends:` chain, or "command line") last set each key, so an
+    error names where the bad value came from; keys no layer set are named by `default`."""
 
-    A registry entry with a `check_config(cfg, key, source)` method is then asked to check the
-    rest of the config it needs (e.g. a metric's weight files), so that fails at load time too.
-    """
+    def __init__(self, layers: Sequence[tuple[str, Any]] = (), default: str = "defaults"):
+        self.default = default
+        self.layers = [(name, set(_leaf_paths(data))) for name, data in layers]
+
+    @classmethod
+    def single(cls, name: str) -> "Sources":
+        return cls((), name)
+
+    def of(self, key: str | tuple) -> tuple[int, str]:
+        """(layer index, name) of the last layer that set `key` or a section holding it."""
+        path = tuple(key.split(".")) if isinstance(key, str) else tuple(key)
+        for index in range(len(self.layers) - 1, -1, -1):
+            name, leaves = self.layers[index]
+            if any(path[:n] in leaves for n in range(1, len(path) + 1)):
+                return index, name
+        return -1, self.default
+
+    def latest(self, keys: Iterable[str]) -> str:
+        """The name of the layer that set the last of `keys` (the one a cross-key error blames)."""
+        return max((self.of(k) for k in keys), key=lambda item: item[0])[1]
+
+
+def _leaf_paths(node, path: tuple = ()) -> Iterator[tuple]:
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node)
+    if isinstance(node, dict) and node:
+        for k, v in node.items():
+            yield from _leaf_paths(v, path + (str(k),))
+    elif path:
+        yield path
+
+
+def _values_at(data, parts: Sequence[str], path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
+    """(path, value) for a dotted schema key's parts in a plain config mapping; `*` matches every
+    entry of a mapping section (whose own keys may hold dots, like sweep.params' config keys)."""
+    if not parts:
+        yield path, data
+        return
+    if not isinstance(data, dict):
+        return
+    head, rest = parts[0], parts[1:]
+    for k in (data if head == "*" else [head] if head in data else []):
+        yield from _values_at(data[k], rest, path + (str(k),))
+
+
+def _as_sources(sources: "Sources | str") -> Sources:
+    return Sources.single(sources) if isinstance(sources, str) else sources
+
+
+class ConfigView:
+    """Read-only attribute access (`cfg.data.scale`, `cfg.discriminator["pixel"]`) to a plain
+    resolved config, for the rules: building it costs nothing, unlike a DictConfig."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict):
+        object.__setattr__(self, "_data", data)
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str):
+        value = self._data[name]
+        return ConfigView(value) if isinstance(value, dict) else value
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._data
+
+
+def resolved(cfg: DictConfig, sources: "Sources | str" = "config") -> dict:
+    """The config as plain Python values, interpolations resolved (an error names the key)."""
+    sources = _as_sources(sources)
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:  # an interpolation that does not resolve or fit its key
+        key = getattr(exc, "full_key", None)
+        raise UserError(f"{sources.of(key)[1] if key else sources.default}: {_describe(exc)}") from None
+
+
+def validate_values(data: dict, sources: "Sources | str" = "config") -> None:
+    """Every numeric key meets the rules declared next to its field (None passes: the schema's
+    types already decide where None is allowed)."""
+    sources = _as_sources(sources)
+    for key, rules in rule_fields().items():
+        for path, value in _values_at(data, key.split(".")):
+            for rule in rules:
+                if value is not None and not rule.allows(value):
+                    raise UserError(f"{sources.of(path)[1]}: key '{'.'.join(path)}' must be {rule.text}; "
+                                    f"got {value!r}")
+
+
+def validate_choices(data: dict, sources: "Sources | str" = "config") -> None:
+    """Every name-valued key holds one of its allowed names (a registry's entries or a fixed set)."""
+    sources = _as_sources(sources)
     for key, meta in choice_fields().items():
-        value = OmegaConf.select(cfg, key)
         allowed = allowed_choices(meta)
-        for item in (value if meta.get("each") else [value]):
-            if item not in allowed and meta.get("each"):
-                raise UserError(f"{source}: key '{key}': {item!r} is not one of {_listed(allowed, item)}")
-            if item not in allowed:
-                raise UserError(f"{source}: key '{key}' must be one of {_listed(allowed, item)}; got {item!r}")
+        for path, value in _values_at(data, key.split(".")):
+            source = sources.of(path)[1]
+            for item in (value if meta.get("each") else [value]):
+                if item not in allowed and meta.get("each"):
+                    raise UserError(f"{source}: key '{key}': {item!r} is not one of {_listed(allowed, item)}")
+                if item not in allowed:
+                    raise UserError(f"{source}: key '{key}' must be one of {_listed(allowed, item)}; got {item!r}")
+
+
+def run_registry_checks(cfg: DictConfig, data: dict, sources: "Sources | str" = "config") -> None:
+    """A registry entry with a `check_config(cfg, key, source)` method is asked to check the rest
+    of the config it needs (e.g. a metric's weight files), so that fails at load time too."""
+    sources = _as_sources(sources)
     for key, meta in choice_fields().items():
-        value = OmegaConf.select(cfg, key)
-        checks = {getattr(meta["registry"].get(item), "check_config", None)
-                  for item in (value if meta.get("each") else [value])} if "registry" in meta else set()
-        for check in checks - {None}:
-            check(cfg, key, source)
+        if "registry" not in meta:
+            continue
+        for path, value in _values_at(data, key.split(".")):
+            checks = {getattr(meta["registry"].get(item), "check_config", None)
+                      for item in (value if meta.get("each") else [value])}
+            for check in checks - {None}:
+                check(cfg, key, sources.of(path)[1])
+
+
+def validate_data(data: dict, sources: "Sources | str" = "config", cfg: DictConfig | None = None) -> None:
+    """All checks of a resolved config: each key's own rule, each name-valued key's choices (and,
+    given the DictConfig, its registry entry's own check), then the rules across keys (config/rules.py)."""
+    sources = _as_sources(sources)
+    validate_values(data, sources)
+    validate_choices(data, sources)
+    if cfg is not None:
+        run_registry_checks(cfg, data, sources)
+    broken = first_broken_rule(ConfigView(data))
+    if broken is not None:
+        keys, message = broken
+        raise UserError(f"{sources.latest(keys)}: {message}")
+
+
+def validate_config(cfg: DictConfig, sources: "Sources | str" = "config") -> None:
+    """`validate_data` of a loaded config, before anything is built."""
+    validate_data(resolved(cfg, sources), sources, cfg)
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
-    """Schema defaults <- each file of the `extends:` chain <- command-line overrides."""
-    cfg = OmegaConf.structured(VSRConfig)
-    if path is not None:
-        for source, data in config_layers(path):
-            cfg = _merge_layer(cfg, data, source)
+    """Schema defaults <- each file of the `extends:` chain <- command-line overrides, checked."""
+    cfg = copy.deepcopy(_schema_defaults())
+    layers: list[tuple[str, Any]] = config_layers(path) if path is not None else []
+    for source, data in layers:
+        cfg = _merge_layer(cfg, data, source)
     if overrides:
-        cfg = _merge_layer(cfg, parse_overrides(overrides), "command line")
-    validate_choices(cfg, str(path) if path else "config")
+        parsed = parse_overrides(overrides)
+        cfg = _merge_layer(cfg, parsed, "command line")
+        layers.append(("command line", parsed))
+    validate_config(cfg, Sources(layers, str(path) if path else "defaults"))
     return cfg
 
 

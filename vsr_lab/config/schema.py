@@ -3,6 +3,17 @@
 OmegaConf checks each YAML file and each command-line override against these dataclasses, so an
 unknown key or a wrong type is caught before anything runs. Every component of the method has its
 switch here: an ablation is a YAML file that flips one of them.
+
+Each field declares what it accepts, next to it, and `load_config` checks it before anything is
+built (errors name the key, the value, the rule and the file or "command line"):
+- a name from a set: `one_of(default, *names)`, or `registered(default, REGISTRY)` for the
+  entries of a `vsr_lab.registry.Registry`;
+- a number (or a list of numbers): `checked(default, *rules)` with rules from
+  config/constraints.py: `POSITIVE`, `NON_NEGATIVE`, `FRACTION` ([0, 1]), `at_least(n)`,
+  `above(x)`, `between(lo, hi, low_open=, high_open=)`, `POWER_OF_TWO`, `SEED`, `FINITE`,
+  `each(rule, length=)` for lists, `ordered_pair(rule)` for a [low, high] range, `either(...)`.
+  Every numeric field needs at least one rule (tests/test_config_rules.py enumerates them).
+Rules that relate several keys (hr_size divisible by scale, ...) live in config/rules.py only.
 """
 
 from __future__ import annotations
@@ -11,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from vsr_lab import registry as reg
+from vsr_lab.config.constraints import (DEVICES, FINITE, FRACTION, NON_NEGATIVE, POSITIVE, SEED, above,
+                                        at_least, between, checked, each)
 
 
 def one_of(default: str, *options: str):
@@ -30,9 +43,9 @@ def registered(default, registry: reg.Registry, each: bool = False):
 class MotionConfig:
     """Virtual camera of the built-in sample clips (per frame, at HR)."""
 
-    max_shift: float = 2.0
-    max_zoom: float = 0.02
-    max_rotation_deg: float = 1.0
+    max_shift: float = checked(2.0, NON_NEGATIVE)
+    max_zoom: float = checked(0.02, between(0, 1, high_open=True))  # zoom *= 1 + rate: -1 would collapse
+    max_rotation_deg: float = checked(1.0, between(0, 180))
 
 
 @dataclass
@@ -40,9 +53,9 @@ class SharpenConfig:
     """Unsharp-masked training targets (Real-ESRGAN's USM): training GT only, LR from the plain GT."""
 
     enabled: bool = False
-    weight: float = 0.5
-    kernel_size: int = 51
-    threshold: float = 10.0  # 8-bit levels
+    weight: float = checked(0.5, NON_NEGATIVE)
+    kernel_size: int = checked(51, at_least(3))  # an even size is rounded up to odd
+    threshold: float = checked(10.0, between(0, 255))  # 8-bit levels
 
 
 @dataclass
@@ -69,7 +82,7 @@ class AugmentConfig:
     hflip: bool = True
     vflip: bool = False
     reverse: bool = False
-    frame_intervals: List[int] = field(default_factory=lambda: [1])
+    frame_intervals: List[int] = checked([1], each(at_least(1)))
 
 
 @dataclass
@@ -80,17 +93,17 @@ class DataConfig:
     """
 
     source: str = registered("synthetic", reg.DATA_SOURCES)
-    scale: int = 4
-    num_frames: int = 5
-    hr_size: int = 64
-    batch_size: int = 4
-    num_workers: int = 0
-    train_clips: int = 100_000
-    val_clips: int = 4
-    val_frames: int = 8
-    val_hr_size: int = 96
-    seed: int = 0
-    min_detail: float = 0.004  # synthetic clips: redraw windows flatter than this (mean |GT - bicubic|)
+    scale: int = checked(4, at_least(1))
+    num_frames: int = checked(5, at_least(1))
+    hr_size: int = checked(64, at_least(1))
+    batch_size: int = checked(4, at_least(1))
+    num_workers: int = checked(0, NON_NEGATIVE)
+    train_clips: int = checked(100_000, at_least(1))
+    val_clips: int = checked(4, at_least(1))
+    val_frames: int = checked(8, NON_NEGATIVE)  # 0: every frame of a folder clip
+    val_hr_size: int = checked(96, at_least(1))
+    seed: int = checked(0, SEED)
+    min_detail: float = checked(0.004, NON_NEGATIVE)  # synthetic clips: redraw windows flatter than this (mean |GT - bicubic|)
     motion: MotionConfig = field(default_factory=MotionConfig)
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -118,8 +131,8 @@ class LoraConfig:
     """
 
     enabled: bool = False
-    rank: int = 4
-    alpha: float = 4.0
+    rank: int = checked(4, at_least(1))
+    alpha: float = checked(4.0, POSITIVE)  # adapters scale by alpha / rank
     parts: List[str] = field(default_factory=lambda: ["unet", "vae_encoder"],
                              metadata={"choices": ("unet", "vae_encoder", "vae_decoder"), "each": True})
     # OSEDiff's UNet targets: attention projections, feed-forward and every ResNet/sampler conv
@@ -134,17 +147,17 @@ class BackboneConfig:
 
     preset: str = registered("tiny", reg.GENERATOR_PRESETS)
     pretrained_path: Optional[str] = None
-    timestep: int = 100
+    timestep: int = checked(100, between(0, 999))  # SD's 1000-step schedule
     prediction_type: str = one_of("epsilon", "epsilon", "v_prediction")
-    block_out_channels: List[int] = field(default_factory=lambda: [32, 64])
-    layers_per_block: int = 1
-    attention_head_dim: int = 8
-    cross_attention_dim: int = 32
-    context_tokens: int = 4
-    encoder_channels: int = 48
-    encoder_blocks: int = 2
-    decoder_channels: int = 32
-    decoder_blocks: int = 2
+    block_out_channels: List[int] = checked([32, 64], each(at_least(1)))
+    layers_per_block: int = checked(1, at_least(1))
+    attention_head_dim: int = checked(8, at_least(1))
+    cross_attention_dim: int = checked(32, at_least(1))
+    context_tokens: int = checked(4, at_least(1))
+    encoder_channels: int = checked(48, at_least(1))
+    encoder_blocks: int = checked(2, NON_NEGATIVE)
+    decoder_channels: int = checked(32, at_least(1))
+    decoder_blocks: int = checked(2, NON_NEGATIVE)
     # sd21 preset: entries replacing the SD 2.1-base diffusers configs (models/backbone/sd21.py)
     sd21_unet: Dict[str, Any] = field(default_factory=dict)
     sd21_vae: Dict[str, Any] = field(default_factory=dict)
@@ -165,7 +178,7 @@ class RecurrentConfig:
 
     enabled: bool = True
     init_state: str = one_of("bicubic", "bicubic", "zeros")
-    tbptt: int = 0
+    tbptt: int = checked(0, NON_NEGATIVE)
 
 
 @dataclass
@@ -185,8 +198,8 @@ class PruningConfig:
     """Ordered list of pruning stages applied to the backbone."""
 
     stages: List[str] = registered([], reg.PRUNING_STAGES, each=True)
-    unet_ratio: float = 0.5      # unet_channels: share of ResNet hidden channels / feed-forward units kept
-    decoder_ratio: float = 0.25  # decoder_channels: share of every VAE decoder width kept
+    unet_ratio: float = checked(0.5, between(0, 1, low_open=True))  # unet_channels: share of ResNet hidden channels / feed-forward units kept
+    decoder_ratio: float = checked(0.25, between(0, 1, low_open=True))  # decoder_channels: share of every VAE decoder width kept
 
 
 @dataclass
@@ -196,8 +209,8 @@ class EMAConfig:
     Updated once per batch from batch `start_batch` on: ema = decay * ema + (1 - decay) * raw."""
 
     enabled: bool = False
-    decay: float = 0.999
-    start_batch: int = 0
+    decay: float = checked(0.999, between(0, 1, high_open=True))
+    start_batch: int = checked(0, NON_NEGATIVE)
 
 
 @dataclass
@@ -212,9 +225,9 @@ class ModelConfig:
 @dataclass
 class ReconstructionLossConfig:
     enabled: bool = True
-    weight: float = 1.0
+    weight: float = checked(1.0, NON_NEGATIVE)
     type: str = registered("charbonnier", reg.RECONSTRUCTION_LOSSES)
-    eps: float = 1e-3
+    eps: float = checked(1e-3, POSITIVE)
 
 
 @dataclass
@@ -228,10 +241,10 @@ class TemporalLossConfig:
     """
 
     enabled: bool = True
-    weight: float = 0.2
+    weight: float = checked(0.2, NON_NEGATIVE)  # negative would reward flicker
     flow: str = one_of("auto", "auto", "gt", "estimator")
     relative_to_gt: bool = False
-    warmup_batches: int = 0
+    warmup_batches: int = checked(0, NON_NEGATIVE)
 
 
 @dataclass
@@ -239,7 +252,7 @@ class AdversarialLossConfig:
     """Generator-side weight of one adversarial space; disabled means no discriminator at all."""
 
     enabled: bool = True
-    weight: float = 0.01
+    weight: float = checked(0.01, NON_NEGATIVE)
 
 
 @dataclass
@@ -249,7 +262,7 @@ class PerceptualLossConfig:
 
     enabled: bool = False
     type: str = registered("lpips", reg.PERCEPTUAL_LOSSES)
-    weight: float = 0.1
+    weight: float = checked(0.1, NON_NEGATIVE)
     weights: Optional[str] = None
 
 
@@ -266,13 +279,13 @@ class LossConfig:
 class DiscriminatorConfig:
     """One discriminator: a patch critic on latents or on RGB frames."""
 
-    channels: int = 32
-    num_layers: int = 3
+    channels: int = checked(32, at_least(1))
+    num_layers: int = checked(3, between(1, 12))  # each layer after the first halves the input side
     norm: str = one_of("spectral", "spectral", "none")
     loss_type: str = registered("hinge", reg.ADVERSARIAL_LOSSES)
-    r1_weight: float = 0.0
-    lr: float = 2e-4
-    start_batch: int = 0
+    r1_weight: float = checked(0.0, NON_NEGATIVE)
+    lr: float = checked(2e-4, POSITIVE)
+    start_batch: int = checked(0, NON_NEGATIVE)
 
 
 @dataclass
@@ -285,12 +298,12 @@ class DiscriminatorsConfig:
 class OptimConfig:
     """Generator optimizer and the schedule shared by all optimizers."""
 
-    lr: float = 1e-3
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.99])
-    weight_decay: float = 0.0
+    lr: float = checked(1e-3, POSITIVE)
+    betas: List[float] = checked([0.9, 0.99], each(between(0, 1, high_open=True), length=2))  # Adam's
+    weight_decay: float = checked(0.0, NON_NEGATIVE)
     scheduler: str = registered("cosine", reg.LR_SCHEDULES)
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
+    min_lr_ratio: float = checked(0.1, FRACTION)
+    grad_clip: float = checked(1.0, NON_NEGATIVE)  # 0: no clipping
 
 
 @dataclass
@@ -298,13 +311,15 @@ class TrainerConfig:
     """Lightning Trainer settings; training length is counted in batches, not optimizer steps."""
 
     accelerator: str = "auto"
-    devices: Any = 1
-    num_nodes: int = 1
+    devices: Any = checked(1, DEVICES)
+    num_nodes: int = checked(1, at_least(1))
     strategy: str = "auto"
-    precision: str = "32-true"
-    max_batches: int = 600
-    val_every: int = 200
-    log_every: int = 10
+    # what Lightning's Trainer(precision=...) takes (a YAML 16 or 32 arrives here as "16", "32")
+    precision: str = one_of("32-true", "32-true", "64-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true",
+                            "transformer-engine", "transformer-engine-float16", "64", "32", "16", "bf16")
+    max_batches: int = checked(600, at_least(1))
+    val_every: int = checked(200, at_least(1))
+    log_every: int = checked(10, at_least(1))
     deterministic: bool = False
     progress_bar: bool = True
 
@@ -318,7 +333,7 @@ class TrackingConfig:
     artifact_location: str = "mlartifacts"  # local folder; with a tracking server, the server's store unless a URI
     experiment: str = "vsr_lab"
     run_name: Optional[str] = None
-    log_images: int = 2
+    log_images: int = checked(2, NON_NEGATIVE)
     # best/last checkpoints live in the run folder; MLflow gets `reference` (their paths and sizes,
     # checkpoints.json), `copy` (the files as artifacts: hard links on a local artifact store, an
     # upload to a server's) or `none`
@@ -334,7 +349,7 @@ class MetricsConfig:
 
     ewarp_flow: str = one_of("gt", "gt", "pred")
     ewarp_estimator: str = one_of("farneback", "farneback", "dis", "raft")
-    crop_border: int = 0
+    crop_border: int = checked(0, NON_NEGATIVE)
     lpips_weights: Optional[str] = None  # torchvision ImageNet weights of the LPIPS backbone (tLP)
     lpips_net: str = one_of("alex", "alex", "vgg")
     # Perceptual metrics (pyiqa names, or niqe_local), logged as val/<name> and test/<name> with the
@@ -343,7 +358,7 @@ class MetricsConfig:
     weights_dir: Optional[str] = None  # torch-hub-style folder: pyiqa/, checkpoints/, clip/
     pretrained: Dict[str, str] = field(default_factory=dict)  # metric -> its own file (niqe_local: a niqe-fit output)
     cache_dir: Optional[str] = None  # the built-in niqe_local fit (default ~/.cache/vsr_lab)
-    batch_size: int = 8  # frames per call of a perceptual metric
+    batch_size: int = checked(8, at_least(1))  # frames per call of a perceptual metric
 
 
 @dataclass
@@ -351,10 +366,10 @@ class SweepParamConfig:
     """One searched config key: `float`/`int` in [low, high] (optionally `log`, `step`) or `categorical`."""
 
     type: str = "float"
-    low: Optional[float] = None
-    high: Optional[float] = None
+    low: Optional[float] = checked(None, FINITE)  # low < high: studies/search_space.py
+    high: Optional[float] = checked(None, FINITE)
     log: bool = False
-    step: Optional[float] = None
+    step: Optional[float] = checked(None, POSITIVE)
     choices: Optional[List[Any]] = None
 
 
@@ -372,16 +387,16 @@ class SweepConfig:
     directions: List[str] = field(default_factory=lambda: ["maximize"])
     sampler: str = registered("tpe", reg.STUDY_SAMPLERS)
     pruner: str = registered("median", reg.STUDY_PRUNERS)
-    pruner_warmup_batches: int = 0
-    seed: Optional[int] = None
-    heartbeat_interval: int = 30
-    grace_period: int = 120
+    pruner_warmup_batches: int = checked(0, NON_NEGATIVE)
+    seed: Optional[int] = checked(None, SEED)
+    heartbeat_interval: int = checked(30, at_least(1))  # seconds
+    grace_period: int = checked(120, at_least(1))  # seconds; > heartbeat_interval (config/rules.py)
     params: Dict[str, SweepParamConfig] = field(default_factory=dict)
 
 
 @dataclass
 class VSRConfig:
-    seed: int = 0
+    seed: int = checked(0, SEED)
     output_dir: str = "runs"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

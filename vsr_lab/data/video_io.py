@@ -1,7 +1,9 @@
 """Read and write clips: video files and folders of frames, streamed in bounded memory.
 
-Reading uses decord (fast random access) and falls back to PyAV when decord is not installed or
-cannot open the file; both decode with FFmpeg and give the same RGB frames. Writing uses PyAV.
+Reading uses decord (fast random access) and falls back to PyAV when decord is not installed,
+cannot open the file, fails to decode it (decord 0.6 cannot copy frames of some widths, e.g.
+16, 24, 48 or 72 px) or takes longer than DECORD_TIMEOUT_S on one call (decord can hang on
+broken files); both decode with FFmpeg and give the same RGB frames. Writing uses PyAV.
 A clip is a video file or a folder of image files sorted naturally (2.png before 10.png).
 Every problem with the user's files (missing, corrupt, truncated, unreadable, mixed frame sizes)
 raises one `UserError` that names the file.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -31,6 +34,9 @@ BACKENDS = ("auto", "decord", "pyav")
 
 # decord decodes this many frames per call: fast, and memory stays bounded on long videos.
 _DECORD_BATCH = 8
+# Longest wait on one decord call (open, or one batch of frames) before PyAV takes over; a
+# healthy call takes milliseconds. VSR_LAB_DECORD_TIMEOUT (seconds) overrides it.
+DECORD_TIMEOUT_S = float(os.environ.get("VSR_LAB_DECORD_TIMEOUT", "20"))
 # PNG level 1 writes 2.6x faster than PIL's default 6 for 8 % more bytes; JPEG near-lossless.
 _SAVE_OPTIONS = {"png": {"compress_level": 1}, "jpg": {"quality": 95}, "jpeg": {"quality": 95}}
 
@@ -101,20 +107,53 @@ class _FolderSource:
             yield frame
 
 
-class _DecordSource:
-    """A video read with decord. Raises decord's own errors from __init__ so the caller can fall back."""
+class DecordTimeout(RuntimeError):
+    """A decord call did not return within DECORD_TIMEOUT_S."""
 
-    def __init__(self, path: Path) -> None:
+
+def _call_with_timeout(fn, timeout: float):
+    """fn() on a daemon thread, waiting at most `timeout` seconds. decord's calls release the
+    GIL, so a hung call cannot block us; it is left behind (a thread cannot be killed) and the
+    caller moves on to PyAV."""
+    result: dict = {}
+
+    def target():
+        try:
+            result["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            result["error"] = e
+
+    thread = threading.Thread(target=target, name="vsr_lab-decord", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise DecordTimeout(f"decord did not answer within {timeout:g} s")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+class _DecordSource:
+    """A video read with decord. Raises decord's own errors from __init__ so the caller can fall
+    back; with `fallback`, a decode error or a timeout later hands the rest to PyAV."""
+
+    def __init__(self, path: Path, fallback: bool = True) -> None:
         import decord  # optional: missing decord means PyAV
 
         decord.logging.set_level(decord.logging.QUIET)
         self.path = path
-        self.reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
-        self.num_frames = len(self.reader)
+        self.fallback = fallback
+
+        def open_reader():
+            reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
+            n = len(reader)
+            shape = reader[0].shape if n else None
+            return reader, n, shape, float(reader.get_avg_fps()) if n else None
+
+        self.reader, self.num_frames, shape, self.fps = _call_with_timeout(open_reader, DECORD_TIMEOUT_S)
         if self.num_frames == 0:
             raise UserError(f"video has no frames: {path}")
-        self.height, self.width = self.reader[0].shape[:2]
-        self.fps = float(self.reader.get_avg_fps())
+        self.height, self.width = shape[:2]
 
     def frames(self, start: int, stop: int) -> Iterator[np.ndarray]:
         import decord
@@ -122,10 +161,22 @@ class _DecordSource:
         for first in range(start, stop, _DECORD_BATCH):
             indices = list(range(first, min(first + _DECORD_BATCH, stop)))
             try:
-                batch = self.reader.get_batch(indices).asnumpy()
-            except (decord.DECORDError, RuntimeError) as e:
-                raise UserError(f"cannot decode video {self.path} (corrupt or truncated?): {e}") from None
+                batch = _call_with_timeout(lambda: self.reader.get_batch(indices).asnumpy(), DECORD_TIMEOUT_S)
+            except (decord.DECORDError, RuntimeError) as e:  # DecordTimeout is a RuntimeError
+                if not self.fallback:
+                    raise UserError(f"cannot decode video {self.path} (corrupt or truncated?): {e}") from None
+                log.debug("decord failed on %s at frame %d (%s); PyAV reads the rest", self.path, first, e)
+                yield from _PyAVSource(self.path).frames(first, stop)
+                return
+            if batch.shape[1:3] != (self.height, self.width):
+                raise UserError(f"video {self.path} changes frame size at frame {first}: "
+                                f"{batch.shape[2]}x{batch.shape[1]}, first frame {self.width}x{self.height}")
             yield from batch
+
+
+def _av_open(path: Path):
+    # Metadata we never read must not stop a read: undecodable tags are replaced, not raised.
+    return av.open(str(path), metadata_errors="replace")
 
 
 class _PyAVSource:
@@ -134,35 +185,43 @@ class _PyAVSource:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            with av.open(str(path)) as container:
+            with _av_open(path) as container:
                 if not container.streams.video:
                     raise UserError(f"no video stream in {path}")
                 stream = container.streams.video[0]
+                if stream.codec_context is None:  # e.g. an mp4 cut before its codec parameters
+                    raise UserError(f"cannot open video {path}: its video stream has no codec parameters "
+                                    "(truncated or corrupt?)")
                 self.height, self.width = stream.height, stream.width
                 rate = stream.average_rate or stream.guessed_rate
                 self.fps = float(rate) if rate else None
                 # Some containers (mkv, webm) carry no frame count: count packets, no decoding.
                 self.num_frames = stream.frames or sum(1 for p in container.demux(stream) if p.size)
-        except av.error.FFmpegError as e:
+        except (av.error.FFmpegError, ValueError) as e:  # PyAV's errors for data it cannot parse
             raise UserError(f"cannot open video {path} (corrupt or not a video?): {e}") from None
         if self.num_frames == 0:
             raise UserError(f"video has no frames: {path}")
+        if not self.height or not self.width:
+            raise UserError(f"cannot open video {path}: its video stream declares no frame size (corrupt?)")
 
     def frames(self, start: int, stop: int) -> Iterator[np.ndarray]:
         if start >= stop:
             return
         index = 0
         try:
-            with av.open(str(self.path)) as container:
+            with _av_open(self.path) as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
                 for frame in container.decode(stream):
                     if index >= start:
+                        if (frame.height, frame.width) != (self.height, self.width):
+                            raise UserError(f"video {self.path} changes frame size at frame {index}: "
+                                            f"{frame.width}x{frame.height}, declared {self.width}x{self.height}")
                         yield frame.to_ndarray(format="rgb24")
                     index += 1
                     if index >= stop:
                         return
-        except av.error.FFmpegError as e:
+        except (av.error.FFmpegError, ValueError) as e:
             raise UserError(f"cannot decode video {self.path} (corrupt or truncated?): {e}") from None
         raise UserError(f"video {self.path} ended after {index} frames but declares "
                         f"{self.num_frames} (truncated?)")
@@ -172,9 +231,11 @@ def _open_video(path: Path, backend: str) -> _DecordSource | _PyAVSource:
     if backend == "pyav":
         return _PyAVSource(path)
     try:
-        return _DecordSource(path)
+        return _DecordSource(path, fallback=backend == "auto")
     except UserError:
-        raise
+        if backend == "decord":
+            raise
+        return _PyAVSource(path)  # decord saw no frames: PyAV gives the same verdict or reads it
     except Exception as e:  # noqa: BLE001 - no decord, or decord failing on a file PyAV may read
         if backend == "decord":
             raise UserError(f"decord cannot open video {path}: {e}") from None

@@ -19,22 +19,17 @@ from vsr_lab.config.loading import load_config
 from vsr_lab.errors import UserError
 from vsr_lab.models.build import build_generator
 from vsr_lab.models.generator import OneStepVSRGenerator
+from vsr_lab.training.checkpoints import CKPT_KEY, load_checkpoint
 from vsr_lab.training.lora_checkpoint import BASE_WEIGHTS_KEY, base_reference, restore_frozen
 
-CKPT_KEY = "vsr_lab"  # the section training writes into every checkpoint (training.runner.CKPT_KEY)
 GENERATOR_PREFIX = "generator."
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"checkpoint not found: {p}")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unpickling/zip error: not a usable checkpoint
-        raise UserError(f"{p}: not a readable checkpoint ({exc.__class__.__name__})") from None
-    if not isinstance(ckpt, dict) or CKPT_KEY not in ckpt or "state_dict" not in ckpt:
-        raise UserError(f"{p}: not a vsr_lab checkpoint (no '{CKPT_KEY}' section or state_dict)")
+    """The whole checkpoint, safely loaded, of a format this version reads (training/checkpoints.py)."""
+    ckpt = load_checkpoint(path)
+    if "state_dict" not in ckpt:
+        raise UserError(f"{path}: not a vsr_lab checkpoint (no state_dict)")
     return ckpt
 
 

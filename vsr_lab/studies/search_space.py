@@ -1,12 +1,14 @@
 """The config's `sweep:` section turned into Optuna suggestions, checked before any training.
 
 Every searched key must exist in the config and every value the study could pick (low, high,
-each choice) must pass the typed schema and the choice lists at that key, so a typo or a wrong
+each choice, each int of a range) must pass the typed schema, the choice lists and the value rules
+(config/constraints.py, config/rules.py) at that key, so a typo or a wrong
 type fails on the command line instead of in trial 17.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -15,13 +17,14 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from vsr_lab.config.loading import parse_overrides, validate_choices
+from vsr_lab.config.loading import parse_overrides, resolved, validate_data
 from vsr_lab.errors import UserError
 
 DIRECTIONS = ("minimize", "maximize")
 PARAM_TYPES = ("float", "int", "categorical")
 _SCALARS = (type(None), bool, int, float, str)
 _ABSENT = object()
+MAX_CHECKED_INTS = 256
 
 
 def override(key: str, value: Any) -> str:
@@ -50,7 +53,17 @@ class SearchParam:
         return json.loads(trial.suggest_categorical(self.key, [json.dumps(c) for c in self.choices]))
 
     def candidates(self) -> list:
-        return [self.low, self.high] if self.type in ("float", "int") else list(self.choices)
+        """Values checked against the config before the study starts: every choice, the ends of a
+        float range (the schema's numeric rules are intervals), and the first MAX_CHECKED_INTS
+        values of an int range and its last (so `step` meets rules like hr_size % scale)."""
+        if self.type == "float":
+            return [self.low, self.high]
+        if self.type == "int":
+            low, step = int(self.low), int(self.step or 1)
+            count = (int(self.high) - low) // step + 1
+            first = list(range(low, low + step * min(count, MAX_CHECKED_INTS), step))
+            return first if count <= MAX_CHECKED_INTS else first + [low + step * (count - 1)]
+        return list(self.choices)
 
 
 def _param(key: str, spec: DictConfig, where: str) -> SearchParam:
@@ -72,21 +85,44 @@ def _param(key: str, spec: DictConfig, where: str) -> SearchParam:
     return SearchParam(key, kind, spec.low, spec.high, spec.log, spec.step)
 
 
+def _set(data: dict, key: str, value: Any) -> dict:
+    node = data
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return data
+
+
 def _check_against_config(cfg: DictConfig, param: SearchParam, where: str) -> None:
     current = OmegaConf.select(cfg, param.key, default=_ABSENT)
     if current is _ABSENT or param.key.split(".")[0] == "sweep":
         raise UserError(f"{where}: {param.key!r} is not a config key")
     if isinstance(current, DictConfig):
         raise UserError(f"{where}: {param.key!r} is a section; search one of its keys")
+    if param.type == "float" and isinstance(current, int) and not isinstance(current, bool):
+        # a float range would pass its whole-number ends, then draw 2.5 in some trial
+        raise UserError(f"{where}: {param.key!r} holds whole numbers; search it with `type: int`")
+    # The ints of a range share their type: after the first passes the schema, only the value
+    # rules are checked, on a plain copy (much faster than a merge), unless interpolations
+    # could carry the value to other keys.
+    plain = None
     for value in param.candidates():
         if param.type == "int":
             value = int(value)
-        try:
-            trial_cfg = OmegaConf.merge(cfg, parse_overrides([override(param.key, value)]))
-        except (OmegaConfBaseException, UserError) as exc:
-            raise UserError(f"{where}: value {value!r} does not fit {param.key!r} "
-                            f"({str(exc).splitlines()[0]})") from None
-        validate_choices(trial_cfg, f"{where}: value {value!r}")
+        source = f"{where}: value {value!r}"
+        if plain is None:
+            try:
+                trial_cfg = OmegaConf.merge(cfg, parse_overrides([override(param.key, value)]))
+            except (OmegaConfBaseException, UserError) as exc:
+                raise UserError(f"{where}: value {value!r} does not fit {param.key!r} "
+                                f"({str(exc).splitlines()[0]})") from None
+            data = resolved(trial_cfg, source)
+            if param.type == "int" and "${" not in str(OmegaConf.to_container(cfg, resolve=False)):
+                plain = data
+            validate_data(data, source, trial_cfg)
+        else:
+            validate_data(_set(copy.deepcopy(plain), param.key, value), source)
 
 
 def check_objectives(cfg: DictConfig, source: str) -> None:

@@ -22,11 +22,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from vsr_lab.config.loading import flatten, to_yaml
+from vsr_lab.config.rules import validation_divides_training
 from vsr_lab.data.datamodule import VSRDataModule
 from vsr_lab.errors import UserError
 from vsr_lab.tracking.checkpoints import log_checkpoints
@@ -34,11 +34,11 @@ from vsr_lab.tracking.mlflow_setup import absolute_uri, check_tracking_uri, log_
 from vsr_lab.tracking.run_folders import RUN_RECORD  # run.json: which MLflow run (and store) a folder is
 from vsr_lab.tracking.runs import GROUP_TAG, STAGE_TAG, create_evaluation_run, tracking_client
 from vsr_lab.training.callbacks import DegradationStrip, GeneratorEMA, ValidationSamples
+from vsr_lab.training.checkpoints import CKPT_KEY, check_fits, format_fields, load_checkpoint
 from vsr_lab.training.module import VSRModule
 from vsr_lab.training.progress import BatchProgressBar
 from vsr_lab.training.summary import MONITOR, ValidationHistory, fit_summary, score_table
 
-CKPT_KEY = "vsr_lab"
 RESUMES = "resumes.yaml"
 
 
@@ -53,21 +53,19 @@ class RunInfo:
 
 
 def read_checkpoint_meta(path: str) -> dict:
-    """The vsr_lab section of a checkpoint (config, run name, MLflow run id, batches trained), safely loaded."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"checkpoint not found: {p}")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unpickling/zip error means the file is not a usable checkpoint
-        raise UserError(f"{p}: not a readable checkpoint ({exc.__class__.__name__})") from None
-    if not isinstance(ckpt, dict) or CKPT_KEY not in ckpt:
-        raise UserError(f"{p}: not a vsr_lab checkpoint (no '{CKPT_KEY}' section)")
+    """The vsr_lab section of a checkpoint (config, run name, MLflow run id, batches trained,
+    format version), safely loaded; a checkpoint of another format is one clear error
+    (training/checkpoints.py)."""
+    return checkpoint_meta(load_checkpoint(path))
+
+
+def checkpoint_meta(ckpt: dict) -> dict:
+    """The vsr_lab section of a loaded checkpoint, with `batches_done` filled in."""
     meta = dict(ckpt[CKPT_KEY])
     if meta.get("batches_done") is None:  # checkpoints written before it was recorded: Lightning's loop state
         try:
             meta["batches_done"] = int(ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"])
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, ValueError):
             meta["batches_done"] = None
     return meta
 
@@ -81,6 +79,7 @@ class RunMetadata(L.Callback):
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         checkpoint[CKPT_KEY] = {
+            **format_fields(),
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "run_name": self.run.name,
             "run_dir": str(self.run.run_dir),
@@ -92,12 +91,13 @@ class RunMetadata(L.Callback):
 def training_epochs(cfg: DictConfig) -> tuple[int, int]:
     """(epochs, batches per epoch): validation runs after every `trainer.val_every` batches.
     The training loader yields exactly that many batches per epoch whatever the dataset's size
-    (`vsr_lab.data.sampling.DrawSampler`), so a fit trains exactly `trainer.max_batches`."""
+    (`vsr_lab.data.sampling.DrawSampler`), so a fit trains exactly `trainer.max_batches`.
+    `load_config` has checked the lengths (config/rules.py); a config made another way is checked here.
+    """
+    problem = validation_divides_training(cfg)
+    if problem:
+        raise UserError(f"config: {problem}")
     total, every = cfg.trainer.max_batches, min(cfg.trainer.val_every, cfg.trainer.max_batches)
-    if total <= 0 or every <= 0:
-        raise UserError("config: trainer.max_batches and trainer.val_every must be positive")
-    if total % every:
-        raise UserError(f"config: trainer.max_batches ({total}) must be a multiple of trainer.val_every ({every})")
     return total // every, every
 
 
@@ -213,7 +213,8 @@ def fit(cfg: DictConfig, config_path: str | None = None, ckpt: str | None = None
         tags: dict[str, str] | None = None, extra_callbacks=()) -> tuple[L.Trainer, RunInfo]:
     """Train one configuration; with `ckpt`, resume it (same MLflow run, same run folder)."""
     started = time.monotonic()
-    meta = read_checkpoint_meta(ckpt) if ckpt else None
+    saved = load_checkpoint(ckpt) if ckpt else None
+    meta = checkpoint_meta(saved) if saved else None
     training_epochs(cfg)  # fail on a bad length before anything is created
     done = check_resume(meta, cfg, ckpt) if meta else 0
     if cfg.tracking.enabled and launch_rank(cfg) == 0:
@@ -222,6 +223,9 @@ def fit(cfg: DictConfig, config_path: str | None = None, ckpt: str | None = None
     data.check(("train", "val"))  # bad roots, empty folders, bad degradation settings: before any run
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = VSRModule(OmegaConf.to_container(cfg, resolve=True))  # bad weights paths fail before a run exists
+    if saved:
+        check_fits(module, saved, ckpt, OmegaConf.to_container(cfg, resolve=True))
+        del saved  # Lightning loads it again, with the optimizer states
     run, logger = _start_run(cfg, config_path, meta, tags)
     if meta and launch_rank(cfg) == 0:  # one record and one line, not one per DDP process
         record_resume(run, meta, cfg, ckpt, logger)
@@ -262,10 +266,14 @@ def _evaluation_logger(cfg: DictConfig, stage: str, ckpt: str | None, meta: dict
 def evaluate(cfg: DictConfig, stage: str, ckpt: str | None, config_path: str | None = None) -> dict[str, float]:
     """`validate` or `test` a checkpoint (or the untrained model): print its scores beside bicubic,
     log them to an evaluation run nested under the checkpoint's fit, and return them."""
-    meta = read_checkpoint_meta(ckpt) if ckpt else None
+    saved = load_checkpoint(ckpt) if ckpt else None
+    meta = checkpoint_meta(saved) if saved else None
     data = VSRDataModule(cfg)
     data.check(("val",) if stage == "validate" else ("test",))  # bad data: one error before any run
     module = VSRModule(OmegaConf.to_container(cfg, resolve=True))
+    if saved:
+        check_fits(module, saved, ckpt, OmegaConf.to_container(cfg, resolve=True))
+        del saved  # Lightning loads it again
     logger, where = _evaluation_logger(cfg, stage, ckpt, meta)
     trainer = L.Trainer(**_trainer_kwargs(cfg, logger), enable_checkpointing=False,
                         callbacks=[ValidationSamples(cfg.tracking.log_images)])

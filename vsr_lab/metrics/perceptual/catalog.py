@@ -67,9 +67,7 @@ class MetricSpec:
     def check_config(cfg, key: str, source: str) -> None:
         """Config-load check (called by `config.loading` for each chosen name): every listed
         metric has its weight files, so a missing one stops the run before any training."""
-        metrics = cfg.metrics
-        if metrics.batch_size < 1:
-            raise UserError(f"{source}: key 'metrics.batch_size' must be at least 1, got {metrics.batch_size}")
+        metrics = cfg.metrics  # metrics.batch_size >= 1: the schema's rule (config/schema.py)
         pretrained = dict(metrics.pretrained or {})
         for name in metrics.perceptual:
             spec = PERCEPTUAL_METRICS.get(name)
