@@ -234,7 +234,7 @@ def test_items_are_the_same_in_any_number_of_workers():
 @pytest.mark.parametrize("overrides, needle", [
     (["data.degradation.stages.x.kind=blurr"], "data.degradation.stages.x.kind': unknown degradation stage 'blurr'"),
     (["data.degradation.stages.x.p=0.5"], "data.degradation.stages.x.kind' is not set"),
-    (["data.degradation.stages.blur1.sigma=[2.0,1.0]"], "data.degradation.stages.blur1.sigma': range low 2.0 > high 1.0"),
+    (["data.degradation.stages.blur1.sigma=[2.0,1.0]"], "data.degradation.stages.blur1.sigma': range low 2 > high 1"),
     (["data.degradation.stages.codec.codecs=[libnope]", "data.degradation.stages.codec.codec_probs=[1.0]"],
      "data.degradation.stages.codec.codecs': video encoder 'libnope' is not available"),
     (["data.degradation.stages.blur1.sigmaa=1"], "data.degradation.stages.blur1.sigmaa"),

@@ -34,7 +34,7 @@ def store(tmp_path_factory):
 @pytest.mark.parametrize("extra, needle", [
     (["sweep.params={loss.temporall.weight: {type: float, low: 0.1, high: 1}}"],
      "key 'sweep.params.loss.temporall.weight': 'loss.temporall.weight' is not a config key"),
-    (["sweep.params={data.batch_size: {type: float, low: 0.5, high: 4}}"], "value 0.5 does not fit 'data.batch_size'"),
+    (["sweep.params={data.batch_size: {type: float, low: 0.5, high: 4}}"], "'data.batch_size' holds whole numbers; search it with `type: int`"),
     (["sweep.params={optim.lr: {type: float, low: 0.01, high: 0.001}}"], "low (0.01) must be below high (0.001)"),
     (["sweep.params={loss.reconstruction.type: {type: categorical, choices: [l1, l3]}}"],
      "key 'loss.reconstruction.type' must be one of charbonnier, l1; got 'l3'"),

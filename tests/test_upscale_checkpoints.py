@@ -16,7 +16,8 @@ from vsr_lab.models.build import build_generator
 
 def _save(path, cfg, generator, extra=None):
     state = {f"generator.{k}": v for k, v in generator.state_dict().items()}
-    torch.save({"vsr_lab": {"config": OmegaConf.to_container(cfg, resolve=True)}, "state_dict": state,
+    section = {"config": OmegaConf.to_container(cfg, resolve=True), "run_name": "a", "run_dir": str(path.parent)}
+    torch.save({"vsr_lab": section, "state_dict": state,
                 **(extra or {})}, path)
 
 
