@@ -74,6 +74,7 @@ def _folder_cfg(tiny_overrides, root, *extra):
         "loss.adversarial_latent.enabled=false", "loss.adversarial_pixel.enabled=false", *extra])
 
 
+@pytest.mark.slow  # two short fits (about a minute); .ci/run runs it
 def test_a_three_clip_folder_trains_exactly_max_batches_and_resumes(tiny_overrides, three_clips):
     import lightning as L
 

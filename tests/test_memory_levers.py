@@ -38,6 +38,7 @@ def saved_bytes_and_grads(gen, lr, target):
     return total, {n: p.grad.clone() for n, p in gen.named_parameters() if p.grad is not None}
 
 
+@pytest.mark.slow  # narrow sd21 forward/backward passes; .ci/run runs it
 def test_gradient_checkpointing_keeps_fewer_activations_for_the_same_gradients():
     lr, target = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 64, 64)
     torch.manual_seed(0)
@@ -55,6 +56,7 @@ def test_gradient_checkpointing_keeps_fewer_activations_for_the_same_gradients()
     assert tiny.backbone.unet.is_gradient_checkpointing
 
 
+@pytest.mark.slow  # narrow sd21 forward/backward passes; .ci/run runs it
 def test_lora_freezes_the_base_and_trains_a_tenth_of_the_parameters():
     torch.manual_seed(0)
     base = build_generator(narrow_cfg(text_encoder=False)).eval()
