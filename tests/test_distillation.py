@@ -128,3 +128,32 @@ def test_teacher_without_the_students_channels_is_one_error(teacher_ckpt, tmp_pa
     with pytest.raises(UserError, match=r"stages \['unet_channels'\]\) does not contain the student.*"
                                         r"must start with the teacher's"):
         _module(f"model.teacher.ckpt={pruned}", "model.pruning.stages=[time_embedding]")
+
+
+@pytest.mark.slow
+def test_fit_with_a_teacher_saves_a_student_only_checkpoint(teacher_ckpt, tmp_path):
+    from vsr_lab.inference.model_loading import load_generator
+    from vsr_lab.training.runner import fit
+
+    cfg = tiny_cfg(f"model.teacher.ckpt={teacher_ckpt}", STAGES, "model.teacher.latent_weight=0.5",
+                   f"output_dir={tmp_path}", "tracking.run_name=student", "metrics.perceptual=[]")
+    _, run = fit(cfg)
+    ckpt = torch.load(tmp_path / "student" / "checkpoints" / "last.ckpt", weights_only=True)
+    keys = set(ckpt["state_dict"])
+    assert not any(k.startswith("teacher") for k in keys) and any(k.startswith("generator.") for k in keys)
+    teacher = torch.load(teacher_ckpt, weights_only=True)["state_dict"]
+    assert len([k for k in keys if k.startswith("generator.")]) < len(teacher)  # time embedding folded away
+    # upscale reads it like any checkpoint: the configured (pruned) architecture, the trained weights
+    gen, _ = load_generator(str(tmp_path / "student" / "checkpoints" / "last.ckpt"), None)
+    conv = gen.backbone.unet.down_blocks[0].resnets[0].conv1
+    assert torch.equal(conv.weight, ckpt["state_dict"]["generator.backbone.unet.down_blocks.0.resnets.0.conv1.weight"])
+    assert run.history and run.history[-1]["val/psnr"] > 0
+
+
+def test_loading_the_teacher_leaves_the_students_random_stream_alone(teacher_ckpt):
+    from vsr_lab.training.teacher import load_teacher
+
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    load_teacher(tiny_cfg(f"model.teacher.ckpt={teacher_ckpt}", "seed=5"))
+    assert torch.equal(torch.get_rng_state(), state)  # a student's seed changes its run

@@ -3,6 +3,9 @@ holding the table and the quality-vs-GFLOPs plot; bad input is one error line.""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from distill_helpers import FAST, write_teacher
@@ -72,6 +75,10 @@ def test_prune_study_recovers_each_stage_as_a_child_fit(tmp_path, capsys):
     for child in children:
         m = child.data.metrics
         assert {"before/psnr", "cost/gflops_per_mp", "cost/params", "val/psnr"} <= set(m)
+    cut = next(c for c in children if c.data.tags["vsr_lab.config"] == "tiny_6_encoder_channels")
+    reports = client.download_artifacts(cut.info.run_id, "pruning_reports.json", str(tmp_path))
+    notes = [r["note"] for r in json.loads(Path(reports).read_text())["reports"]]
+    assert any("importance weight_norm" in n for n in notes)
     assert "tiny_6_encoder_channels" in out and "GFLOPs/MP" in out
 
 

@@ -8,6 +8,10 @@ itself (`batches_done`): epochs are `trainer.val_every` batches long.
 With `model.backbone.lora` the generator's pretrained weights are frozen: its optimizer holds only
 the trainable ones, and checkpoints hold only those plus a reference (folder, sha256 per file) to
 the base weights, which a load checks and takes from the folder again.
+
+With `model.teacher` the generator is the student cut from a frozen teacher (training/teacher.py);
+the teacher lives outside the module tree, so it is neither optimized nor checkpointed, and the
+cut's stage reports (importance, calibration clips, cost) are logged as `pruning_reports.json`.
 """
 
 from __future__ import annotations
@@ -122,6 +126,7 @@ class VSRModule(L.LightningModule):
         t = cfg.model.teacher
         self.__dict__["teacher"] = None
         self.distiller = None
+        self.pruning_reports = []
         if not (t.ckpt or t.config):
             self.generator = build_generator(cfg, self._calibration(cfg, bool(cfg.model.backbone.pretrained_path)))
             return
@@ -193,8 +198,8 @@ class VSRModule(L.LightningModule):
         return self.flow_estimator.flow_provider(batch, hr_size)
 
     def run_clip(self, batch: dict, tbptt: int = 0, flow_provider=None, generator=None):
-        generator = generator or self.generator
-        provider = flow_provider or self._flow_provider(batch)
+        generator = self.generator if generator is None else generator
+        provider = self._flow_provider(batch) if flow_provider is None else flow_provider
         outs = list(generator.iter_clip(batch["lr"], provider, tbptt))
         return torch.stack([o.hr for o in outs], 1), torch.stack([o.latent for o in outs], 1)
 
@@ -298,6 +303,10 @@ class VSRModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.teacher is not None:
             self.teacher.to(self.device)
+        logger = self.logger
+        if self.pruning_reports and logger is not None and hasattr(logger.experiment, "log_dict"):
+            logger.experiment.log_dict(logger.run_id, {"reports": [r.as_dict() for r in self.pruning_reports]},
+                                       "pruning_reports.json")
         if self.perceptual_loss is not None:
             self.perceptual_loss.to(self.device)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 
+import torch
 from omegaconf import DictConfig
 from torch import nn
 
@@ -29,7 +30,8 @@ def teacher_name(cfg: DictConfig) -> str:
 def load_teacher(cfg: DictConfig) -> tuple[nn.Module, DictConfig]:
     """(frozen teacher generator in eval mode, its config); a scale mismatch is one error."""
     t = cfg.model.teacher
-    teacher, tcfg = load_generator(t.ckpt, t.config)
+    with torch.random.fork_rng():  # loading seeds with the teacher's seed; the student's run keeps its own
+        teacher, tcfg = load_generator(t.ckpt, t.config)
     if tcfg.data.scale != cfg.data.scale:
         raise UserError(f"model.teacher: the teacher ({teacher_name(cfg)}) is a x{tcfg.data.scale} model "
                         f"and the student is x{cfg.data.scale} (data.scale)")
