@@ -157,3 +157,40 @@ def test_loading_the_teacher_leaves_the_students_random_stream_alone(teacher_ckp
     state = torch.get_rng_state()
     load_teacher(tiny_cfg(f"model.teacher.ckpt={teacher_ckpt}", "seed=5"))
     assert torch.equal(torch.get_rng_state(), state)  # a student's seed changes its run
+
+
+def test_teacher_from_a_config_file(tmp_path):
+    from vsr_lab.config.loading import to_yaml
+    from vsr_lab.models.build import build_generator
+    from vsr_lab.training.teacher import load_teacher
+
+    path = tmp_path / "teacher.yaml"
+    path.write_text(to_yaml(tiny_cfg("seed=3")))
+    teacher, tcfg = load_teacher(tiny_cfg(f"model.teacher.config={path}"))
+    torch.manual_seed(3)  # a config teacher's random parts are drawn from its own seed
+    ref = build_generator(tcfg)
+    assert tcfg.seed == 3 and not any(p.requires_grad for p in teacher.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(teacher.state_dict().values(), ref.state_dict().values()))
+
+
+def test_sd_shaped_teacher_holds_all_six_stages(tmp_path):
+    from sd21_narrow import ALL_STAGES, narrow_cfg
+
+    from vsr_lab.training.teacher import load_teacher, student_from_teacher
+
+    torch.manual_seed(0)
+    tcfg = narrow_cfg(stages=["text_encoder"], text_encoder=True)
+    from vsr_lab.models.build import build_generator
+
+    gen = build_generator(tcfg)
+    path = tmp_path / "sd.ckpt"
+    torch.save({"vsr_lab": {"config": OmegaConf.to_container(tcfg, resolve=True)},
+                "state_dict": {f"generator.{k}": v for k, v in gen.state_dict().items()}}, path)
+    cfg = narrow_cfg(f"model.teacher.ckpt={path}", stages=ALL_STAGES, text_encoder=True)
+    teacher, loaded = load_teacher(cfg)
+    student, reports = student_from_teacher(teacher, loaded, cfg)
+    assert [r.stage for r in reports] == ALL_STAGES[1:]  # the teacher's own stage is not applied twice
+    up = student.backbone.unet.up_blocks[1].resnets[0].conv1
+    t_up = teacher.backbone.unet.up_blocks[1].resnets[0].conv1
+    assert up.out_channels < t_up.out_channels
+    assert all((t_up.weight.flatten(1) == r).all(1).any() for r in up.weight.detach().flatten(1))
