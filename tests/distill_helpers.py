@@ -30,5 +30,6 @@ def write_teacher(path: Path, *overrides: str, seed: int = 0) -> Path:
         for p in gen.parameters():
             p.add_(0.05 * torch.randn_like(p))
     state = {f"generator.{k}": v for k, v in gen.state_dict().items()}
-    torch.save({"vsr_lab": {"config": OmegaConf.to_container(cfg, resolve=True)}, "state_dict": state}, path)
+    section = {"config": OmegaConf.to_container(cfg, resolve=True), "run_name": "teacher", "run_dir": str(path.parent)}
+    torch.save({"vsr_lab": section, "state_dict": state}, path)
     return path

@@ -184,8 +184,8 @@ def test_sd_shaped_teacher_holds_all_six_stages(tmp_path):
 
     gen = build_generator(tcfg)
     path = tmp_path / "sd.ckpt"
-    torch.save({"vsr_lab": {"config": OmegaConf.to_container(tcfg, resolve=True)},
-                "state_dict": {f"generator.{k}": v for k, v in gen.state_dict().items()}}, path)
+    section = {"config": OmegaConf.to_container(tcfg, resolve=True), "run_name": "sd", "run_dir": str(tmp_path)}
+    torch.save({"vsr_lab": section, "state_dict": {f"generator.{k}": v for k, v in gen.state_dict().items()}}, path)
     cfg = narrow_cfg(f"model.teacher.ckpt={path}", stages=ALL_STAGES, text_encoder=True)
     teacher, loaded = load_teacher(cfg)
     student, reports = student_from_teacher(teacher, loaded, cfg)

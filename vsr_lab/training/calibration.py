@@ -6,8 +6,6 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig
 
-from vsr_lab.errors import UserError
-
 from vsr_lab.data.datamodule import VSRDataModule
 from vsr_lab.models.pruning import Calibration
 
@@ -15,9 +13,6 @@ from vsr_lab.models.pruning import Calibration
 def calibration_clips(cfg: DictConfig, flow_estimator, recurrent: bool) -> Calibration:
     """`model.pruning.calibration_clips` training clips, with the recurrence's flow provider."""
     n = cfg.model.pruning.calibration_clips
-    if n < 1:
-        raise UserError(f"model.pruning.calibration_clips must be at least 1 for importance "
-                        f"{cfg.model.pruning.importance!r}; got {n}")
     batches, have = [], 0
     for batch in VSRDataModule(cfg).train_dataloader():
         take = min(n - have, batch["lr"].shape[0])

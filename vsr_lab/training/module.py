@@ -132,9 +132,6 @@ class VSRModule(L.LightningModule):
             return
         teacher, tcfg = load_teacher(cfg)
         self.generator, self.pruning_reports = student_from_teacher(teacher, tcfg, cfg, self._calibration(cfg, True))
-        for key in ("pixel_weight", "latent_weight", "feature_weight"):
-            if t[key] < 0:
-                raise UserError(f"model.teacher.{key} must be >= 0; got {t[key]}")
         if t.pixel_weight > 0 or t.latent_weight > 0 or t.feature_weight > 0:
             self.__dict__["teacher"] = teacher
         if t.feature_weight > 0:
