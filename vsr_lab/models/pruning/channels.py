@@ -29,6 +29,7 @@ from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.upsampling import Upsample2D
 from torch import nn
 
+from vsr_lab.console import plural
 from vsr_lab.errors import UserError
 from vsr_lab.models.backbone.tiny import ResStack
 from vsr_lab.models.pruning.base import PruningStage
@@ -117,7 +118,7 @@ class ChannelStage(PruningStage):
         self.scorer = scorer or WeightNorm()
 
     def _note(self, text: str) -> str:
-        clips = f" on {self.scorer.calibration.clips} calibration clips" if self.scorer.needs_data else ""
+        clips = f" on {plural(self.scorer.calibration.clips, 'calibration clip')}" if self.scorer.needs_data else ""
         return f"ratio {self.ratio}, importance {self.scorer.name}{clips}: {text}"
 
 
