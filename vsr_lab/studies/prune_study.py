@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,8 +80,17 @@ def quality_figure(frame: pd.DataFrame, metric: str = "psnr") -> Figure:
             ax.annotate("", (xi, a), (xi, b), arrowprops={"arrowstyle": "->", "color": "0.6"})
     if "teacher_" + metric in frame:
         ax.axhline(frame["teacher_" + metric].iloc[0], color="0.4", linestyle="--", label="teacher")
-    for xi, b, label in zip(x, before, frame["config"]):
-        ax.annotate(label, (xi, b), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    labels: list[tuple[float, float, list[str]]] = []  # stages that cost nothing share one label
+    for xi, b, name in zip(x, before, frame["config"]):
+        near = [lab for lab in labels if abs(math.log(xi / lab[0])) < 0.02 and abs(b - lab[1]) < 0.02]
+        if near:
+            near[0][2].append(name)
+        else:
+            labels.append((float(xi), float(b), [name]))
+    right = math.sqrt(x.min() * x.max())
+    for xi, b, names in labels:  # labels of the right half go above and left of their point
+        ax.annotate(", ".join(names), (xi, b), textcoords="offset points", fontsize=7,
+                    xytext=(-4, 6) if xi > right else (4, -10), ha="right" if xi > right else "left")
     ax.set_xscale("log")
     ax.set_xlabel("GFLOPs per output megapixel")
     ax.set_ylabel(f"val {metric}")
