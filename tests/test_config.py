@@ -102,7 +102,9 @@ def test_choice_lists_come_from_the_registries():
     assert allowed_choices(fields["model.flow.estimator"]) == registry.FLOW_ESTIMATORS.names()
     assert set(registry.FLOW_ESTIMATORS.names()) == {"gt", "farneback", "dis", "raft"}
     assert set(allowed_choices(fields["model.pruning.stages"])) == {
-        "text_encoder", "time_embedding", "cross_attention", "vae_encoder", "unet_channels", "decoder_channels"}
+        "text_encoder", "time_embedding", "cross_attention", "vae_encoder", "unet_channels", "decoder_channels",
+        "attention_blocks", "encoder_channels"}
+    assert allowed_choices(fields["model.pruning.importance"]) == registry.CHANNEL_IMPORTANCE.names()
     assert set(allowed_choices(fields["model.backbone.preset"])) == {"tiny", "sd21"}
     assert set(allowed_choices(fields["data.source"])) == {"synthetic", "folder", "photos", "reds", "vimeo90k"}
     assert set(allowed_choices(fields["data.degradation.type"])) == {"bicubic", "realbasicvsr", "light", "pipeline"}

@@ -290,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_folder_commands(sub)
     add_merge_lora_command(sub)
     add_degrade_command(sub)
+    from vsr_lab.studies.prune_study_command import add_command as add_prune_study_command  # prune-study
+
+    add_prune_study_command(sub)
     return parser
 
 

@@ -200,6 +200,30 @@ class PruningConfig:
     stages: List[str] = registered([], reg.PRUNING_STAGES, each=True)
     unet_ratio: float = checked(0.5, between(0, 1, low_open=True))  # unet_channels: share of ResNet hidden channels / feed-forward units kept
     decoder_ratio: float = checked(0.25, between(0, 1, low_open=True))  # decoder_channels: share of every VAE decoder width kept
+    encoder_ratio: float = checked(0.5, between(0, 1, low_open=True))  # encoder_channels: share of every ResStack encoder width kept
+    # how channel stages rank channels: data-free `weight_norm`, or `activation` / `taylor` on
+    # `calibration_clips` training clips (used when the pruned weights are real: a teacher or
+    # pretrained_path; random weights are pruned by weight_norm, their shapes being all that matters)
+    importance: str = registered("weight_norm", reg.CHANNEL_IMPORTANCE)
+    calibration_clips: int = checked(8, POSITIVE)
+
+
+@dataclass
+class TeacherConfig:
+    """Teacher-student recovery after pruning (AdcSR-style distillation). `ckpt` (a vsr_lab
+    checkpoint) and/or `config` (a config file, e.g. the unpruned preset with pretrained_path; it
+    wins over the checkpoint's saved config) give a frozen teacher that runs without gradients in
+    its own recurrence; it is never saved in the student's checkpoints. The student is the teacher
+    pruned by the student's stages that the teacher has not applied (its kept weights and channels).
+    Distillation weights (0 = off): L1 to the teacher's output frames (`pixel_weight`) and x0
+    latents (`latent_weight`), and L1 between UNet block outputs (`feature_weight`; a learned 1x1
+    projection where widths differ). GT and adversarial losses stay as configured."""
+
+    ckpt: Optional[str] = None
+    config: Optional[str] = None
+    pixel_weight: float = checked(1.0, NON_NEGATIVE)
+    latent_weight: float = checked(0.0, NON_NEGATIVE)
+    feature_weight: float = checked(0.0, NON_NEGATIVE)
 
 
 @dataclass
@@ -219,6 +243,7 @@ class ModelConfig:
     recurrent: RecurrentConfig = field(default_factory=RecurrentConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     pruning: PruningConfig = field(default_factory=PruningConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
 
 

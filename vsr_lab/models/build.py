@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from vsr_lab.models.generator import OneStepVSRGenerator
 from vsr_lab.models.lora import add_lora
-from vsr_lab.models.pruning import apply_pruning
+from vsr_lab.models.pruning import Calibration, apply_pruning
 from vsr_lab.registry import GENERATOR_PRESETS
 
 
@@ -16,10 +16,10 @@ def build_unpruned_generator(cfg: DictConfig) -> OneStepVSRGenerator:
     return GENERATOR_PRESETS.get(cfg.model.backbone.preset)(cfg)
 
 
-def build_generator(cfg: DictConfig) -> OneStepVSRGenerator:
-    """The configured generator: `model.backbone.preset`, then `model.pruning.stages` in order,
-    then `model.backbone.lora` when enabled."""
-    generator = apply_pruning(build_unpruned_generator(cfg), cfg)[0]
+def build_generator(cfg: DictConfig, calibration: Calibration | None = None) -> OneStepVSRGenerator:
+    """The configured generator: `model.backbone.preset`, then `model.pruning.stages` in order
+    (channels ranked on `calibration` when given), then `model.backbone.lora` when enabled."""
+    generator = apply_pruning(build_unpruned_generator(cfg), cfg, calibration=calibration)[0]
     if cfg.model.backbone.lora.enabled:
         add_lora(generator, cfg)
     return generator

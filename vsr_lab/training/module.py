@@ -8,6 +8,10 @@ itself (`batches_done`): epochs are `trainer.val_every` batches long.
 With `model.backbone.lora` the generator's pretrained weights are frozen: its optimizer holds only
 the trainable ones, and checkpoints hold only those plus a reference (folder, sha256 per file) to
 the base weights, which a load checks and takes from the folder again.
+
+With `model.teacher` the generator is the student cut from a frozen teacher (training/teacher.py);
+the teacher lives outside the module tree, so it is neither optimized nor checkpointed, and the
+cut's stage reports (importance, calibration clips, cost) are logged as `pruning_reports.json`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from torchmetrics import MeanMetric
 
 from vsr_lab.data.pristine import niqe_local_params
 from vsr_lab.errors import UserError
+from vsr_lab.losses.distillation import FeatureDistiller, output_distillation
 from vsr_lab.losses.adversarial import discriminator_loss, generator_adv_loss, r1_penalty
 from vsr_lab.losses.perceptual import build_perceptual_loss
 from vsr_lab.losses.reconstruction import reconstruction_loss
@@ -32,6 +37,8 @@ from vsr_lab.models.flow import build_flow_estimator
 from vsr_lab.models.flow.ground_truth import GroundTruthFlow
 from vsr_lab.ops.flow import ClipFlow
 from vsr_lab.ops.resize import bicubic_upsample
+from vsr_lab.training.calibration import calibration_clips
+from vsr_lab.training.teacher import load_teacher, student_from_teacher
 from vsr_lab.training.lora_checkpoint import BASE_WEIGHTS_KEY, base_reference, restore_frozen, strip_frozen
 from vsr_lab.training.schedules import build_scheduler
 
@@ -81,13 +88,13 @@ class VSRModule(L.LightningModule):
         if lora and cfg.model.ema.enabled:  # the average copies the whole module, frozen base included
             raise UserError("config: model.ema and model.backbone.lora together are not supported: the EMA copy "
                             "would hold (and checkpoint) the frozen base weights again")
-        self.generator = build_generator(cfg)
+        # Flow estimators are not submodules: no flow weights in checkpoints.
+        self.flow_estimator = build_flow_estimator(cfg.model.flow)
+        self._build_generator(cfg)
         # names of the frozen base weights a LoRA checkpoint leaves out (read back from the folder)
         self._frozen = {f"generator.{n}" for n, p in self.generator.named_parameters()
                         if not p.requires_grad} if lora else set()
         self._base_reference: dict | None = None
-        # Flow estimators are not submodules: no flow weights in checkpoints.
-        self.flow_estimator = build_flow_estimator(cfg.model.flow)
         self.ewarp_estimator = build_flow_estimator(cfg.model.flow, cfg.metrics.ewarp_estimator)
         self.critics = torch.nn.ModuleDict()
         for space in CRITICS:
@@ -103,6 +110,32 @@ class VSRModule(L.LightningModule):
         self.val_means = torch.nn.ModuleDict({k: MeanMetric(nan_strategy="ignore") for k in self.metric_keys})
         self.bicubic_means = torch.nn.ModuleDict({k: MeanMetric(nan_strategy="ignore") for k in self.metric_keys})
         self._bicubic_logged: set[str] = set()  # the bicubic baseline is scored once per stage
+
+    # ----- the generator, and the teacher it may be cut from -----------------------------------
+    def _calibration(self, cfg: DictConfig, has_weights: bool):
+        """Calibration clips when channels are ranked by data and the weights are real."""
+        p = cfg.model.pruning
+        if p.importance == "weight_norm" or not has_weights or not p.stages:
+            return None
+        return calibration_clips(cfg, self.flow_estimator, cfg.model.recurrent.enabled)
+
+    def _build_generator(self, cfg: DictConfig) -> None:
+        """The student (cut from `model.teacher`) or the configured generator; the teacher is kept
+        outside the module tree (never in checkpoints, never optimized), and only when a
+        distillation weight uses it."""
+        t = cfg.model.teacher
+        self.__dict__["teacher"] = None
+        self.distiller = None
+        self.pruning_reports = []
+        if not (t.ckpt or t.config):
+            self.generator = build_generator(cfg, self._calibration(cfg, bool(cfg.model.backbone.pretrained_path)))
+            return
+        teacher, tcfg = load_teacher(cfg)
+        self.generator, self.pruning_reports = student_from_teacher(teacher, tcfg, cfg, self._calibration(cfg, True))
+        if t.pixel_weight > 0 or t.latent_weight > 0 or t.feature_weight > 0:
+            self.__dict__["teacher"] = teacher
+        if t.feature_weight > 0:
+            self.distiller = FeatureDistiller(self.generator.backbone.unet, teacher.backbone.unet)
 
     # ----- configuration helpers -------------------------------------------------------------
     def _adv_enabled(self, space: str) -> bool:
@@ -126,6 +159,8 @@ class VSRModule(L.LightningModule):
         o = self.cfg.optim
         total = self.cfg.trainer.max_batches
         trainable = [p for p in self.generator.parameters() if p.requires_grad]
+        if self.distiller is not None:
+            trainable += list(self.distiller.parameters())
         optimizers = [torch.optim.AdamW(trainable, lr=o.lr, betas=tuple(o.betas),
                                         weight_decay=o.weight_decay)]
         for space, critic in self.critics.items():
@@ -159,9 +194,27 @@ class VSRModule(L.LightningModule):
         hr_size = (lr.shape[-2] * self.cfg.data.scale, lr.shape[-1] * self.cfg.data.scale)
         return self.flow_estimator.flow_provider(batch, hr_size)
 
-    def run_clip(self, batch: dict, tbptt: int = 0):
-        outs = list(self.generator.iter_clip(batch["lr"], self._flow_provider(batch), tbptt))
+    def run_clip(self, batch: dict, tbptt: int = 0, flow_provider=None, generator=None):
+        generator = self.generator if generator is None else generator
+        provider = self._flow_provider(batch) if flow_provider is None else flow_provider
+        outs = list(generator.iter_clip(batch["lr"], provider, tbptt))
         return torch.stack([o.hr for o in outs], 1), torch.stack([o.latent for o in outs], 1)
+
+    def _distillation_losses(self, batch: dict, provider, hr: torch.Tensor,
+                             latent: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The teacher runs in its own recurrence on the same clip, without gradients."""
+        t = self.cfg.model.teacher
+        with torch.no_grad():
+            t_hr, t_latent = self.run_clip(batch, 0, provider, self.teacher)
+        losses = {}
+        if t.pixel_weight > 0:
+            losses["distill_pixel"] = t.pixel_weight * output_distillation(hr, t_hr)
+        if t.latent_weight > 0:
+            losses["distill_latent"] = t.latent_weight * output_distillation(latent, t_latent)
+        if self.distiller is not None:
+            self.distiller.recording = False
+            losses["distill_feature"] = t.feature_weight * self.distiller.loss()
+        return losses
 
     # ----- training ----------------------------------------------------------------------------
     def _generator_losses(self, batch: dict, hr: torch.Tensor, latent: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -209,8 +262,13 @@ class VSRModule(L.LightningModule):
         optimizers = dict(zip(self.optimizer_names, self._as_list(self.optimizers())))
         opt_g = optimizers["generator"]
         self.toggle_optimizer(opt_g)
-        hr, latent = self.run_clip(batch, self.cfg.model.recurrent.tbptt)
+        provider = self._flow_provider(batch)
+        if self.distiller is not None:
+            self.distiller.recording = True
+        hr, latent = self.run_clip(batch, self.cfg.model.recurrent.tbptt, provider)
         losses = self._generator_losses(batch, hr, latent)
+        if self.teacher is not None:
+            losses.update(self._distillation_losses(batch, provider, hr, latent))
         total = torch.stack(list(losses.values())).sum()
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(total)
@@ -240,6 +298,12 @@ class VSRModule(L.LightningModule):
         return list(x) if isinstance(x, (list, tuple)) else [x]
 
     def on_fit_start(self) -> None:
+        if self.teacher is not None:
+            self.teacher.to(self.device)
+        logger = self.logger
+        if self.pruning_reports and logger is not None and hasattr(logger.experiment, "log_dict"):
+            logger.experiment.log_dict(logger.run_id, {"reports": [r.as_dict() for r in self.pruning_reports]},
+                                       "pruning_reports.json")
         if self.perceptual_loss is not None:
             self.perceptual_loss.to(self.device)
 

@@ -16,10 +16,15 @@ from vsr_lab.models.pruning.base import (
     frame_flops,
     inference_parameters,
 )
-from vsr_lab.registry import PRUNING_STAGES
+from vsr_lab.models.pruning.channels import ChannelStage
+from vsr_lab.models.pruning.importance import Calibration
+from vsr_lab.registry import CHANNEL_IMPORTANCE, PRUNING_STAGES
 
 
-def build_stages(cfg: DictConfig) -> list[PruningStage]:
+def build_stages(cfg: DictConfig, calibration: Calibration | None = None) -> list[PruningStage]:
+    """The configured stages; channel stages rank channels by `model.pruning.importance` on
+    `calibration` (without it, by the data-free `weight_norm`: enough when weights are loaded
+    afterwards, since only the shapes then matter)."""
     names = list(cfg.model.pruning.stages)
     for name in names:
         if name not in PRUNING_STAGES:
@@ -27,26 +32,40 @@ def build_stages(cfg: DictConfig) -> list[PruningStage]:
         presets = PRUNING_STAGES.get(name).presets
         if presets is not None and cfg.model.backbone.preset not in presets:
             raise UserError(f"model.pruning.stages: {name!r} needs model.backbone.preset={'|'.join(presets)}")
+        check = getattr(PRUNING_STAGES.get(name), "check_order", None)
+        if check is not None:
+            check(cfg, names)
     if len(set(names)) != len(names):
         raise UserError(f"model.pruning.stages: a stage is listed twice: {names}")
-    for key in ("unet_ratio", "decoder_ratio"):
+    if cfg.model.pruning.importance not in CHANNEL_IMPORTANCE:
+        raise UserError(f"model.pruning.importance: unknown {cfg.model.pruning.importance!r}; "
+                        f"choose from {', '.join(CHANNEL_IMPORTANCE)}")
+    for key in ("unet_ratio", "decoder_ratio", "encoder_ratio"):
         ratio = cfg.model.pruning[key]
         if not 0 < ratio <= 1:
             raise UserError(f"model.pruning.{key} must be in (0, 1]; got {ratio}")
-    return [PRUNING_STAGES.get(n).from_config(cfg) for n in names]
+    stages = []
+    for n in names:
+        entry = PRUNING_STAGES.get(n)
+        stages.append(entry.from_config(cfg, calibration) if isinstance(entry, type) and
+                      issubclass(entry, ChannelStage) else entry.from_config(cfg))
+    return stages
 
 
-def apply_pruning(generator: nn.Module, cfg: DictConfig,
-                  probe_lr_hw: tuple[int, int] | None = None) -> tuple[nn.Module, list[StageReport]]:
-    """Apply the configured stages in order; FLOPs are reported per frame at `probe_lr_hw` when given."""
+def apply_pruning(generator: nn.Module, cfg: DictConfig, probe_lr_hw: tuple[int, int] | None = None,
+                  calibration: Calibration | None = None,
+                  skip: int = 0) -> tuple[nn.Module, list[StageReport]]:
+    """Apply the configured stages in order (the first `skip` are taken as already applied);
+    FLOPs are reported per frame at `probe_lr_hw` when given."""
     reports = []
-    for stage in build_stages(cfg):
+    for stage in build_stages(cfg, calibration)[skip:]:
         generator, report = stage.run(generator, probe_lr_hw)
         reports.append(report)
     return generator, reports
 
 
 __all__ = [
+    "Calibration",
     "PruningStage",
     "StageReport",
     "apply_pruning",

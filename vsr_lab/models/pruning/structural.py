@@ -79,3 +79,33 @@ class VAEEncoderStage(PruningStage):
                                                generator.latent_factor, self.hidden, self.blocks,
                                                generator.recurrent).to(p.device, p.dtype)
         return generator
+
+
+class SkipTransformer(nn.Module):
+    """Stands in for a removed UNet transformer block: its residual path only (the identity)."""
+
+    def forward(self, hidden_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor]:
+        return (hidden_states,)
+
+
+@PRUNING_STAGES.register("attention_blocks")
+class AttentionBlocksStage(PruningStage):
+    """Every UNet transformer block (self-attention, cross-attention, feed-forward) goes; each is a
+    residual branch, so the block becomes the identity. Self-attention costs grow with the square
+    of the token count, so at video resolutions it dominates a small UNet's FLOPs."""
+
+    name = "attention_blocks"
+
+    def apply(self, generator: nn.Module) -> nn.Module:
+        from diffusers.models.transformers.transformer_2d import Transformer2DModel
+
+        removed = 0
+        for block in generator.backbone.unet.modules():
+            attentions = getattr(block, "attentions", None)
+            if isinstance(attentions, nn.ModuleList):
+                for i, attn in enumerate(attentions):
+                    if isinstance(attn, Transformer2DModel):
+                        attentions[i] = SkipTransformer()
+                        removed += 1
+        self.note = f"{removed} transformer blocks removed"
+        return generator
