@@ -132,7 +132,7 @@ def test_teacher_without_the_students_channels_is_one_error(teacher_ckpt, tmp_pa
 
 @pytest.mark.slow
 def test_fit_with_a_teacher_saves_a_student_only_checkpoint(teacher_ckpt, tmp_path):
-    from vsr_lab.inference.model_loading import load_generator
+    from vsr_lab.training.generator_loading import load_generator
     from vsr_lab.training.runner import fit
 
     cfg = tiny_cfg(f"model.teacher.ckpt={teacher_ckpt}", STAGES, "model.teacher.latent_weight=0.5",

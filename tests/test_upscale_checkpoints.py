@@ -10,7 +10,7 @@ from upscale_helpers import CONFIG, MODEL_OVERRIDES
 
 from vsr_lab.config.loading import load_config
 from vsr_lab.errors import UserError
-from vsr_lab.inference.model_loading import load_generator
+from vsr_lab.training.generator_loading import load_generator
 from vsr_lab.models.build import build_generator
 
 

@@ -13,7 +13,7 @@ from upscale_helpers import CONFIG, MODEL_OVERRIDES, make_video, pan_frames, psn
 from vsr_lab.ops.resize import bicubic_upsample
 from vsr_lab.inference.color_fix import adain_color_fix, wavelet_color_fix, wavelet_lowpass
 from vsr_lab.inference.memory import choose_tile, step_activation_bytes, weight_bytes, _LiveStorageBytes
-from vsr_lab.inference.model_loading import load_generator
+from vsr_lab.training.generator_loading import load_generator
 from vsr_lab.inference.tiling import TilePlan, _starts, size_multiple
 from vsr_lab.inference.upscaler import Upscaler, UpscaleSettings
 from vsr_lab.models.flow.opencv import OpenCVFlow

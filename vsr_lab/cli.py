@@ -171,7 +171,7 @@ def _cmd_upscale(args) -> int:
 
     if args.print_config:
         from vsr_lab.config.loading import to_yaml
-        from vsr_lab.inference.model_loading import load_generator
+        from vsr_lab.training.generator_loading import load_generator
 
         print(to_yaml(load_generator(args.ckpt, args.config, args.overrides)[1]), end="")
         return 0

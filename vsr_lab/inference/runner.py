@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from vsr_lab.errors import UserError
 from vsr_lab.inference.jobs import Job, plan_jobs
 from vsr_lab.inference.memory import PeakMemory
-from vsr_lab.inference.model_loading import load_generator
+from vsr_lab.training.generator_loading import load_generator
 from vsr_lab.inference.progress import UpscaleProgress, summary_line
 from vsr_lab.inference.upscaler import AUTO_TILE, PRECISIONS, Upscaler, UpscaleSettings, VideoResult
 from vsr_lab.inference.writer import check_output, encoder_available

@@ -1,6 +1,6 @@
-"""The generator `upscale` runs: from a training checkpoint (its saved config and weights), or from
-a config (+ overrides) for an untrained or locally-pretrained model, or a config with a checkpoint's
-weights. The checkpoint is read once (weights_only): sd21 checkpoints are gigabytes. Its
+"""A generator from a training checkpoint (its saved config and weights), or from a config
+(+ overrides) for an untrained or locally-pretrained model, or a config with a checkpoint's weights:
+the model `upscale` runs and the teacher of `model.teacher` (training/teacher.py). The checkpoint is read once (weights_only): sd21 checkpoints are gigabytes. Its
 `state_dict` holds what validation scored (the EMA average when `model.ema` was on); a LoRA
 checkpoint holds the adapters, and the frozen base comes from `model.backbone.pretrained_path`,
 checked against the hashes the checkpoint recorded (as `validate` does).
@@ -41,12 +41,13 @@ def config_from_saved(saved: dict, overrides: Sequence[str]) -> DictConfig:
         return load_config(path, overrides)
 
 
-def load_generator(ckpt: str | None, config: str | None,
-                   overrides: Sequence[str] = ()) -> tuple[OneStepVSRGenerator, DictConfig]:
+def load_generator(ckpt: str | None, config: str | None, overrides: Sequence[str] = (),
+                   what: str = "upscale: give --ckpt, --config, or both") -> tuple[OneStepVSRGenerator, DictConfig]:
     """(generator in eval mode on the CPU, resolved config). The config file wins over the
-    checkpoint's saved one when both are given; the weights always come from the checkpoint."""
+    checkpoint's saved one when both are given; the weights always come from the checkpoint.
+    `what` is the error when neither is given (it names the caller's options)."""
     if ckpt is None and config is None:
-        raise UserError("upscale: give --ckpt, --config, or both")
+        raise UserError(what)
     data = read_checkpoint(ckpt) if ckpt else None
     cfg = load_config(config, overrides) if config else config_from_saved(data[CKPT_KEY]["config"], overrides)
     torch.manual_seed(cfg.seed)  # an untrained model's random parts are the same every run
