@@ -21,44 +21,18 @@ import ctypes
 import gc
 import json
 import statistics
-import threading
 import time
 from pathlib import Path
 
-import psutil
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vsr_lab.errors import UserError
+from vsr_lab.inference.memory import PeakMemory
 from vsr_lab.models.build import build_unpruned_generator
 from vsr_lab.models.pruning import apply_pruning, frame_flops, inference_parameters
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class _RSSPeak:
-    """Samples the process RSS in a thread: the peak during a `with` block."""
-
-    def __init__(self, interval: float = 0.002):
-        self.interval = interval
-        self.proc = psutil.Process()
-        self.start = self.peak = 0
-
-    def __enter__(self) -> _RSSPeak:
-        self.start = self.peak = self.proc.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
 
 
 def _release_memory() -> None:
@@ -100,9 +74,7 @@ def measure(generator: torch.nn.Module, lr: torch.Tensor, device: torch.device, 
         with torch.inference_mode():
             for _ in range(warmup):
                 run()
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            with _RSSPeak() as rss:
+            with PeakMemory(device, interval=0.002) as memory:
                 for _ in range(repeats):
                     t0 = time.perf_counter()
                     run()
@@ -110,13 +82,9 @@ def measure(generator: torch.nn.Module, lr: torch.Tensor, device: torch.device, 
     except (RuntimeError, NotImplementedError) as exc:
         raise UserError(f"bench: {dtype} on {device.type} failed: {str(exc).splitlines()[0]}") from None
     out["seconds_per_frame"] = statistics.median(times)
-    if device.type == "cuda":
-        out["peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
-        out["memory_kind"] = "cuda_max_allocated"
-    else:
-        out["peak_memory_mb"] = rss.peak / 2 ** 20
-        out["rss_before_mb"] = rss.start / 2 ** 20
-        out["memory_kind"] = "process_rss_peak"
+    out["peak_memory_mb"], out["memory_kind"] = memory.peak / 2 ** 20, memory.kind
+    if device.type != "cuda":
+        out["rss_before_mb"] = memory.start / 2 ** 20
     generator.to(device="cpu", dtype=torch.float32)
     return out
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vsr_lab.bench import _RSSPeak, resolve_device
+from vsr_lab.bench import resolve_device
+from vsr_lab.inference.memory import PeakMemory
 from vsr_lab.errors import UserError
 
 VARIANTS = {
@@ -69,9 +70,7 @@ def measure_train_step(cfg: DictConfig, variant: str, resolution: int, frames: i
             torch.cuda.synchronize()
 
     times = []
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    with _RSSPeak() as rss:
+    with PeakMemory(dev, interval=0.002) as memory:
         for i in range(warmup + repeats):
             t0 = time.perf_counter()
             step()
@@ -79,12 +78,9 @@ def measure_train_step(cfg: DictConfig, variant: str, resolution: int, frames: i
                 times.append(time.perf_counter() - t0)
     out = {"trainable_params": sum(p.numel() for p in params), "params": sum(p.numel() for p in gen.parameters()),
            "seconds_per_step": statistics.median(times)}
-    if dev.type == "cuda":
-        out["peak_memory_mb"] = torch.cuda.max_memory_allocated(dev) / 2 ** 20
-        out["memory_kind"] = "cuda_max_allocated"
-    else:
-        out.update(peak_memory_mb=rss.peak / 2 ** 20, rss_before_mb=rss.start / 2 ** 20,
-                   step_memory_mb=(rss.peak - rss.start) / 2 ** 20, memory_kind="process_rss_peak")
+    out.update(peak_memory_mb=memory.peak / 2 ** 20, memory_kind=memory.kind)
+    if dev.type != "cuda":
+        out.update(rss_before_mb=memory.start / 2 ** 20, step_memory_mb=(memory.peak - memory.start) / 2 ** 20)
     return out
 
 
