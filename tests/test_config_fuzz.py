@@ -313,6 +313,18 @@ def test_single_out_of_range_value_is_named():
     assert rc == 2 and "key 'optim.lr' must be > 0" in err
 
 
+@pytest.mark.parametrize("pairs", [
+    [("output_dir", "\x1e")],  # a control character that str.splitlines() breaks on
+    [("data", "[]"), ("seed", "0"), ("data.motion.max_shift", "2.0")],  # a value, then sub-keys
+    [("data", "[]"), ("data.batch_sise", "nan")],
+])
+def test_cases_found_by_the_long_run(pairs):
+    """Override sets the long run (`pytest -m slow tests/test_config_fuzz.py`) found giving a
+    traceback or a two-line error: through `fit --print-config` and the ablation planner."""
+    _fit_print_config(pairs)
+    _ablate_plan(pairs)
+
+
 @pytest.mark.slow
 @LONG
 @given(override_sets(max_size=8))

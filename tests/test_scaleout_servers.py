@@ -50,8 +50,17 @@ def test_postgres_study_with_a_worker_killed_mid_trial_ends_with_exactly_n_trial
     killed, survivor = start_cli(*args), start_cli(*args)
 
     def both_mid_trial():
+        """Both workers inside a trial's fit: its Optuna trial running and its MLflow child run open
+        (a trial is RUNNING in Optuna a moment before its fit opens the child run)."""
         trials = optuna.load_study(study_name="pg", storage=storage).get_trials(states=(TrialState.RUNNING,))
-        return len(trials) == 2
+        if len(trials) != 2:  # the study's parent run (and so the MLflow store) exists by now
+            return False
+        exp = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_experiment_by_name("pg")
+        if exp is None:
+            return False
+        running = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").search_runs(
+            [exp.experiment_id], "attributes.status = 'RUNNING'")
+        return sum(MLFLOW_PARENT_RUN_ID in r.data.tags for r in running) == 2
 
     try:
         wait_for(both_mid_trial, timeout_s=600, proc=killed)

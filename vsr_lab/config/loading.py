@@ -113,18 +113,26 @@ def parse_overrides(overrides: Iterable[str]) -> DictConfig:
     overrides = list(overrides)
     for item in overrides:
         if "=" not in item:
-            raise UserError(f"command line: override '{item}' is not of the form key=value")
+            raise UserError(f"command line: override {item!r} is not of the form key=value")
     try:
         return OmegaConf.from_dotlist(overrides)
     except OmegaConfBaseException as exc:
         raise UserError(f"command line: {_describe(exc)}") from None
+    except (TypeError, ValueError) as exc:  # `data=[] data.seed=1`: a key set to a value, then given sub-keys
+        for n, item in enumerate(overrides):
+            try:
+                OmegaConf.from_dotlist(overrides[:n + 1])
+            except (TypeError, ValueError):
+                raise UserError(f"command line: override {item!r} does not combine with the overrides "
+                                f"before it ({exc})") from None
+        raise UserError(f"command line: the overrides do not combine ({exc})") from None
     except yaml.YAMLError as exc:  # the value after `=` is read as YAML: `*a`, `!!binary 0`, ...
         first = str(exc).splitlines()[0]
         for item in overrides:
             try:
                 OmegaConf.from_dotlist([item])
             except (yaml.YAMLError, OmegaConfBaseException):
-                raise UserError(f"command line: override '{item}': the value is not valid YAML ({first})") from None
+                raise UserError(f"command line: override {item!r}: the value is not valid YAML ({first})") from None
         raise UserError(f"command line: the overrides are not valid YAML ({first})") from None
 
 
