@@ -110,6 +110,14 @@ def test_the_error_names_the_file_that_set_the_value(tmp_path):
     assert load_config(tmp_path / "scale3.yaml", ["data.hr_size=63", "data.val_hr_size=63"]).data.hr_size == 63
 
 
+def test_an_interpolation_that_does_not_resolve_blames_its_key_and_layer():
+    """OmegaConf names no key when an interpolation replaces a whole section; the error still does."""
+    with pytest.raises(UserError, match=r"^command line: key 'model': Invalid type assigned"):
+        load_config(FULL, ["model=${data.scale}"])
+    with pytest.raises(UserError, match=r"^command line: key 'loss': Interpolation key 'nope' not found"):
+        load_config(FULL, ["loss=${nope}"])
+
+
 def test_nan_and_infinity_are_refused():
     with pytest.raises(UserError, match="key 'optim.lr' must be > 0; got nan"):
         load_config(FULL, ["optim.lr=nan"])

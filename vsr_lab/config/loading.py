@@ -275,8 +275,28 @@ def resolved(cfg: DictConfig, sources: "Sources | str" = "config") -> dict:
     try:
         return OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:  # an interpolation that does not resolve or fit its key
-        key = getattr(exc, "full_key", None)
-        raise UserError(f"{sources.of(key)[1] if key else sources.default}: {_describe(exc)}") from None
+        key = getattr(exc, "full_key", None) or _unresolvable_key(cfg)
+        message = _describe(exc) if getattr(exc, "full_key", None) or not key else f"key '{key}': {_describe(exc)}"
+        raise UserError(f"{sources.of(key)[1] if key else sources.default}: {message}") from None
+
+
+def _unresolvable_key(cfg: DictConfig, prefix: str = "") -> str:
+    """The first interpolation in `cfg` that does not resolve (OmegaConf names no key when an
+    interpolation replaces a whole section, e.g. `model=${data.scale}`); "" if none is found."""
+    for name in cfg.keys() if isinstance(cfg, DictConfig) else ():
+        key = f"{prefix}{name}"
+        if OmegaConf.is_interpolation(cfg, name):
+            try:
+                cfg[name]
+            except OmegaConfBaseException:
+                return key
+        else:
+            node = cfg[name]  # not an interpolation: reading it resolves nothing
+            if isinstance(node, DictConfig):
+                found = _unresolvable_key(node, key + ".")
+                if found:
+                    return found
+    return ""
 
 
 def validate_values(data: dict, sources: "Sources | str" = "config") -> None:
