@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from vsr_lab.config.loading import flatten, to_yaml
 from vsr_lab.errors import UserError
+from vsr_lab.tracking.locking import sqlite_init_lock
 
 ACCEPTED_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+", "mysql://", "mysql+", "http://", "https://",
                     "databricks")
@@ -79,15 +80,20 @@ def make_logger(cfg: DictConfig, run_name: str, run_id: str | None = None,
                 tags: dict[str, str] | None = None) -> MLFlowLogger:
     """An MLFlowLogger on the configured store; `run_id` continues an existing run (resume)."""
     t = cfg.tracking
-    return MLFlowLogger(
-        experiment_name=t.experiment,
-        run_name=run_name,
-        tracking_uri=check_tracking_uri(t.tracking_uri),
-        artifact_location=artifact_uri(t.tracking_uri, t.artifact_location),
-        log_model=False,  # checkpoints are logged once, by `checkpoints.log_checkpoints`
-        run_id=run_id,
-        tags=tags,
-    )
+    uri = check_tracking_uri(t.tracking_uri)
+    # fits started together on a new sqlite file: one creates its tables and the experiment
+    with sqlite_init_lock(uri):
+        logger = MLFlowLogger(
+            experiment_name=t.experiment,
+            run_name=run_name,
+            tracking_uri=uri,
+            artifact_location=artifact_uri(t.tracking_uri, t.artifact_location),
+            log_model=False,  # checkpoints are logged once, by `checkpoints.log_checkpoints`
+            run_id=run_id,
+            tags=tags,
+        )
+        logger.experiment  # noqa: B018 (creates the store and the experiment now, under the lock)
+    return logger
 
 
 def log_config(logger: MLFlowLogger, cfg: DictConfig) -> None:
