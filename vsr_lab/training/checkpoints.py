@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from vsr_lab.errors import UserError
+from vsr_lab.models.state_fit import misfit
 from vsr_lab.training.lora_checkpoint import BASE_WEIGHTS_KEY  # a LoRA checkpoint leaves frozen weights out
 
 CKPT_KEY = "vsr_lab"
@@ -75,29 +76,16 @@ def check_fits(module: torch.nn.Module, ckpt: dict, path: str | Path, cfg_contai
     saved = ckpt.get("state_dict")
     if not isinstance(saved, dict):
         raise UserError(f"{path}: no state_dict in the checkpoint")
-    own = module.state_dict()
     # LoRA: the frozen weights come from the pretrained folder, which the load checks itself
-    missing = [] if BASE_WEIGHTS_KEY in ckpt else sorted(set(own) - set(saved))
-    extra = sorted(set(saved) - set(own))
-    reshaped = sorted(k for k in set(own) & set(saved)
-                      if not isinstance(saved[k], torch.Tensor) or saved[k].shape != own[k].shape)
-    if not (missing or extra or reshaped):
+    problem = misfit(module.state_dict(), saved, check_missing=BASE_WEIGHTS_KEY not in ckpt)
+    if not problem:
         return
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} weights missing (e.g. {missing[0]})")
-    if extra:
-        parts.append(f"{len(extra)} unexpected (e.g. {extra[0]})")
-    if reshaped:
-        k = reshaped[0]
-        shape = tuple(saved[k].shape) if isinstance(saved[k], torch.Tensor) else type(saved[k]).__name__
-        parts.append(f"{len(reshaped)} of another shape (e.g. {k}: {shape} vs {tuple(own[k].shape)})")
     differ = sorted(_differing_keys(ckpt[CKPT_KEY]["config"], cfg_container),
                     key=lambda k: (not k.startswith("model."), k))  # the generator's shape first
     more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
     hint = (f"the config differs from the checkpoint's in {', '.join(differ[:4])}{more}" if differ else
             "the checkpoint was written by a model of another layout")
-    raise UserError(f"{path}: does not fit the configured model: {'; '.join(parts)}; {hint} "
+    raise UserError(f"{path}: does not fit the configured model: {problem}; {hint} "
                     "(omit --config to use the checkpoint's own)")
 
 

@@ -25,6 +25,7 @@ from torch import nn
 from vsr_lab.errors import UserError
 from vsr_lab.models.backbone.one_step import OneStepUNet, predict_x0, sd_alphas_cumprod
 from vsr_lab.models.generator import OneStepVSRGenerator
+from vsr_lab.models.state_fit import misfit
 from vsr_lab.registry import GENERATOR_PRESETS
 
 SCALING_FACTOR = 0.18215  # SD 1.x/2.x VAE latent scaling
@@ -113,19 +114,9 @@ def load_weights(module: nn.Module, folder: Path) -> None:
     path = _weights_file(folder)
     state = read_state_dict(path)
     own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatches (first: {shapes[0]})")
-        if missing:
-            parts.append(f"{len(missing)} missing keys (first: {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (first: {unexpected[0]})")
-        raise UserError(f"{path}: weights do not fit the configured SD 2.1 architecture: {'; '.join(parts)}"
+    problem = misfit(own, state)
+    if problem:
+        raise UserError(f"{path}: weights do not fit the configured SD 2.1 architecture: {problem}"
                         " (check model.backbone.sd21_unet / sd21_vae against the folder's config.json)")
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
