@@ -27,13 +27,13 @@ def test_tiny_stages_reach_a_third_of_the_flops():
     assert frame_flops(last, (64, 64)) < frame_flops(full, (64, 64)) / 3
 
 
-def _study(tmp_path, capsys, batches: int):
+def _study(tmp_path, capsys, batches: int, configs: str = CONFIGS):
     teacher = write_teacher(tmp_path / "teacher.ckpt")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     overrides = [o for o in FAST if o != "tracking.enabled=false"] + [
         f"tracking.tracking_uri={uri}", f"tracking.artifact_location={tmp_path / 'art'}",
         f"output_dir={tmp_path / 'runs'}", "metrics.perceptual=[]", "tracking.experiment=ps"]
-    code = cli.main(["prune-study", "--teacher", str(teacher), "--configs", CONFIGS, "--recover-batches",
+    code = cli.main(["prune-study", "--teacher", str(teacher), "--configs", configs, "--recover-batches",
                      str(batches), "--out", str(tmp_path / "out"), "--resolution", "128", *overrides])
     return code, capsys.readouterr().out, MlflowClient(uri)
 
@@ -53,9 +53,20 @@ def test_prune_study_as_cut_writes_children_table_and_plot(tmp_path, capsys):
     arts = {a.path for a in client.list_artifacts(parent.info.run_id, "prune_study")}
     assert arts == {"prune_study/prune_study.csv", "prune_study/prune_study.md", "prune_study/prune_study.png"}
     assert parent.data.metrics["teacher/psnr"] == pytest.approx(full["teacher_psnr"])
+    assert parent.data.metrics["teacher/gflops_per_mp"] == pytest.approx(full["gflops_per_mp"])
     children = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert sorted(c.data.tags["vsr_lab.config"] for c in children) == list(frame["config"])
     assert all({"before/psnr", "cost/gflops_per_mp", "cost/params"} <= set(c.data.metrics) for c in children)
+
+
+def test_flops_ratio_is_against_the_teacher_when_it_is_not_among_the_configs(tmp_path, capsys):
+    code, out, client = _study(tmp_path, capsys, 0, f"{REPO}/ablations/pruning/tiny_6_encoder_channels.yaml")
+    assert code == 0, out
+    cut = pd.read_csv(tmp_path / "out" / "prune_study.csv").iloc[0]
+    parent = client.search_runs([client.get_experiment_by_name("ps").experiment_id],
+                                "tags.`vsr_lab.parent` = 'prune_study'")[0]
+    teacher_gflops = parent.data.metrics["teacher/gflops_per_mp"]
+    assert cut["flops_ratio"] == pytest.approx(cut["gflops_per_mp"] / teacher_gflops) and cut["flops_ratio"] < 1 / 3
 
 
 @pytest.mark.slow

@@ -136,7 +136,10 @@ def run_prune_study(teacher: str, pattern: str, recover_batches: int, overrides=
     t_stages = list(OmegaConf.create(read_checkpoint_meta(teacher)["config"]).model.pruning.stages)
     t_cfg = load_config(configs[0], [*common, f"model.pruning.stages=[{','.join(t_stages)}]"])
     L.seed_everything(t_cfg.seed, verbose=False)
-    teacher_scores = validation_scores(VSRModule(OmegaConf.to_container(t_cfg, resolve=True)), t_cfg)
+    teacher_module = VSRModule(OmegaConf.to_container(t_cfg, resolve=True))
+    teacher_cost = cost(teacher_module, resolution)  # flops_ratio is against it, whichever configs run
+    teacher_scores = validation_scores(teacher_module, t_cfg)
+    del teacher_module
     print(f"prune-study {name}: teacher psnr {teacher_scores.get('psnr', float('nan')):.3f}", flush=True)
 
     for i, (path, cfg) in enumerate(cfgs.items(), 1):
@@ -169,7 +172,7 @@ def run_prune_study(teacher: str, pattern: str, recover_batches: int, overrides=
               f"{after.get('psnr', float('nan')):.3f}", flush=True)
 
     frame = pd.DataFrame(result.rows)
-    frame["flops_ratio"] = frame["gflops_per_mp"] / frame["gflops_per_mp"].max()
+    frame["flops_ratio"] = frame["gflops_per_mp"] / teacher_cost["gflops_per_mp"]
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(out_dir or tmp)
         target.mkdir(parents=True, exist_ok=True)
@@ -179,7 +182,7 @@ def run_prune_study(teacher: str, pattern: str, recover_batches: int, overrides=
         (target / "prune_study.md").write_text(result.table)
         quality_figure(frame).savefig(target / "prune_study.png", dpi=120)
         client.log_artifacts(parent, str(target), "prune_study")
-    for k, v in teacher_scores.items():
+    for k, v in {**teacher_scores, **teacher_cost}.items():
         client.log_metric(parent, f"teacher/{k}", v)
     client.set_terminated(parent)
     return result
