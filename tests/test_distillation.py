@@ -132,10 +132,14 @@ def test_teacher_without_the_students_channels_is_one_error(teacher_ckpt, tmp_pa
 
 @pytest.mark.slow
 def test_fit_with_a_teacher_saves_a_student_only_checkpoint(teacher_ckpt, tmp_path):
-    from vsr_lab.training.generator_loading import load_generator
-    from vsr_lab.training.runner import fit
+    import shutil
 
-    cfg = tiny_cfg(f"model.teacher.ckpt={teacher_ckpt}", STAGES, "model.teacher.latent_weight=0.5",
+    from vsr_lab.training.generator_loading import load_generator
+    from vsr_lab.training.runner import evaluate, fit
+
+    teacher_copy = tmp_path / "teacher_copy.ckpt"
+    shutil.copy(teacher_ckpt, teacher_copy)
+    cfg = tiny_cfg(f"model.teacher.ckpt={teacher_copy}", STAGES, "model.teacher.latent_weight=0.5",
                    f"output_dir={tmp_path}", "tracking.run_name=student", "metrics.perceptual=[]")
     _, run = fit(cfg)
     ckpt = torch.load(tmp_path / "student" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -148,6 +152,10 @@ def test_fit_with_a_teacher_saves_a_student_only_checkpoint(teacher_ckpt, tmp_pa
     conv = gen.backbone.unet.down_blocks[0].resnets[0].conv1
     assert torch.equal(conv.weight, ckpt["state_dict"]["generator.backbone.unet.down_blocks.0.resnets.0.conv1.weight"])
     assert run.history and run.history[-1]["val/psnr"] > 0
+    # `validate --ckpt` scores the student as the fit did, with its teacher's file gone
+    teacher_copy.unlink()
+    scores = evaluate(cfg, "validate", str(tmp_path / "student" / "checkpoints" / "last.ckpt"))
+    assert scores["val/psnr"] == pytest.approx(run.history[-1]["val/psnr"], abs=1e-5)
 
 
 def test_loading_the_teacher_leaves_the_students_random_stream_alone(teacher_ckpt):

@@ -268,6 +268,8 @@ def evaluate(cfg: DictConfig, stage: str, ckpt: str | None, config_path: str | N
     log them to an evaluation run nested under the checkpoint's fit, and return them."""
     saved = load_checkpoint(ckpt) if ckpt else None
     meta = checkpoint_meta(saved) if saved else None
+    if saved:  # the weights come from the checkpoint: a student is scored without its teacher (or its file)
+        cfg = OmegaConf.merge(cfg, {"model": {"teacher": {"ckpt": None, "config": None}}})
     data = VSRDataModule(cfg)
     data.check(("val",) if stage == "validate" else ("test",))  # bad data: one error before any run
     module = VSRModule(OmegaConf.to_container(cfg, resolve=True))
