@@ -57,6 +57,12 @@ def test_prune_study_as_cut_writes_children_table_and_plot(tmp_path, capsys):
     children = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert sorted(c.data.tags["vsr_lab.config"] for c in children) == list(frame["config"])
     assert all({"before/psnr", "cost/gflops_per_mp", "cost/params"} <= set(c.data.metrics) for c in children)
+    # the same command again: the finished stages are read back, not run (and not duplicated)
+    code, out, _ = _study(tmp_path, capsys, 0)
+    assert code == 0 and out.count("done in an earlier run of this study") == 2, out
+    again = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted(c.info.run_id for c in again) == sorted(c.info.run_id for c in children)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out" / "prune_study.csv"), frame)
 
 
 def test_flops_ratio_is_against_the_teacher_when_it_is_not_among_the_configs(tmp_path, capsys):

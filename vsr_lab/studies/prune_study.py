@@ -30,7 +30,8 @@ from vsr_lab.config.loading import load_config
 from vsr_lab.data.datamodule import VSRDataModule
 from vsr_lab.errors import UserError
 from vsr_lab.models.pruning import frame_flops, inference_parameters
-from vsr_lab.tracking.runs import GROUP_TAG, experiment_id, find_or_create_parent, tracking_client
+from vsr_lab.tracking.runs import (GROUP_TAG, child_runs, experiment_id, find_or_create_parent, mark_stale, run_group,
+                                   tracking_client)
 from vsr_lab.training.module import VSRModule
 from vsr_lab.training.runner import _trainer_kwargs, fit, read_checkpoint_meta
 
@@ -100,6 +101,16 @@ def quality_figure(frame: pd.DataFrame, metric: str = "psnr") -> Figure:
     return fig
 
 
+def _row(stem: str, cfg: DictConfig, spent: dict, before: dict, after: dict, teacher_scores: dict) -> dict:
+    """One config's line of the table: cost, and quality as cut, after recovery and of the teacher."""
+    row = {"config": stem, "stages": " ".join(cfg.model.pruning.stages) or "-", **spent, "flops_ratio": float("nan")}
+    keys = [k for k in (*QUALITY, *cfg.metrics.perceptual) if k in before]
+    row.update({f"before_{k}": before[k] for k in keys})
+    row.update({f"after_{k}": after.get(k, float("nan")) for k in keys})
+    row.update({f"teacher_{k}": teacher_scores.get(k, float("nan")) for k in keys})
+    return row
+
+
 def _log_child(client, run_id: str, row: dict, before: dict, spent: dict) -> None:
     for k, v in before.items():
         client.log_metric(run_id, f"before/{k}", v)
@@ -142,16 +153,29 @@ def run_prune_study(teacher: str, pattern: str, recover_batches: int, overrides=
     del teacher_module
     print(f"prune-study {name}: teacher psnr {teacher_scores.get('psnr', float('nan')):.3f}", flush=True)
 
+    # a re-run of the same study keeps the stages whose child finished, and redoes the rest
+    finished = {run_group(r): r for r in child_runs(client, exp_id, parent, status="FINISHED")
+                if "cost/gflops_per_mp" in r.data.metrics}  # (a fit killed before its child was complete: redone)
+    mark_stale(client, child_runs(client, exp_id, parent, status="RUNNING"))
     for i, (path, cfg) in enumerate(cfgs.items(), 1):
         stem = Path(path).stem
+        if stem in finished:
+            m = finished[stem].data.metrics
+            spent = {k[len("cost/"):]: v for k, v in m.items() if k.startswith("cost/")}
+            before = {k[len("before/"):]: v for k, v in m.items() if k.startswith("before/")}
+            after = {k[len("val/"):]: v for k, v in m.items()
+                     if k.startswith("val/") and recover_batches > 0 and "bicubic_" not in k}
+            result.rows.append(_row(stem, cfg, spent, before, after, teacher_scores))
+            print(f"[{i}/{len(cfgs)}] {stem}: done in an earlier run of this study "
+                  f"(psnr as cut {before.get('psnr', float('nan')):.3f}, after {after.get('psnr', float('nan')):.3f})",
+                  flush=True)
+            continue
         L.seed_everything(cfg.seed, verbose=False)
         module = VSRModule(OmegaConf.to_container(cfg, resolve=True))
         spent = cost(module, resolution)
         before = validation_scores(module, cfg)
         del module
         tags = {MLFLOW_PARENT_RUN_ID: parent, f"vsr_lab.{KIND}": name, GROUP_TAG: stem}
-        row = {"config": stem, "stages": " ".join(cfg.model.pruning.stages) or "-", **spent,
-               "flops_ratio": float("nan")}
         if recover_batches > 0:
             _, run = fit(cfg, path, tags=tags)
             after = {k[4:]: v for k, v in (run.history[-1] if run.history else {}).items() if k.startswith("val/")}
@@ -159,13 +183,10 @@ def run_prune_study(teacher: str, pattern: str, recover_batches: int, overrides=
         else:
             after = {}
             run_id = client.create_run(exp_id, tags={**tags, MLFLOW_RUN_NAME: f"{stem}-as-cut"}).info.run_id
+        row = _row(stem, cfg, spent, before, after, teacher_scores)
         _log_child(client, run_id, row, before, spent)
         if recover_batches == 0:
             client.set_terminated(run_id)
-        keys = [k for k in (*QUALITY, *cfg.metrics.perceptual) if k in before]
-        row.update({f"before_{k}": before[k] for k in keys})
-        row.update({f"after_{k}": after.get(k, float("nan")) for k in keys})
-        row.update({f"teacher_{k}": teacher_scores.get(k, float("nan")) for k in keys})
         result.rows.append(row)
         print(f"[{i}/{len(cfgs)}] {stem}: {spent['gflops_per_mp']:.3g} GFLOPs/MP, psnr as cut "
               f"{before.get('psnr', float('nan')):.3f}, after {recover_batches} batches "
