@@ -275,8 +275,9 @@ def resolved(cfg: DictConfig, sources: "Sources | str" = "config") -> dict:
     try:
         return OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:  # an interpolation that does not resolve or fit its key
-        key = getattr(exc, "full_key", None) or _unresolvable_key(cfg)
-        message = _describe(exc) if getattr(exc, "full_key", None) or not key else f"key '{key}': {_describe(exc)}"
+        named = getattr(exc, "full_key", None)  # _describe names it
+        key = named or _unresolvable_key(cfg)
+        message = _describe(exc) if named or not key else f"key '{key}': {_describe(exc)}"
         raise UserError(f"{sources.of(key)[1] if key else sources.default}: {message}") from None
 
 
