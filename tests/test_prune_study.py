@@ -65,6 +65,7 @@ def test_prune_study_as_cut_writes_children_table_and_plot(tmp_path, capsys):
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out" / "prune_study.csv"), frame)
 
 
+@pytest.mark.slow  # (CI runs it with the slow prune-study checks)
 def test_flops_ratio_is_against_the_teacher_when_it_is_not_among_the_configs(tmp_path, capsys):
     code, out, client = _study(tmp_path, capsys, 0, f"{REPO}/ablations/pruning/tiny_6_encoder_channels.yaml")
     assert code == 0, out
