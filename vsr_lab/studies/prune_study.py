@@ -56,7 +56,7 @@ def validation_scores(module: VSRModule, cfg: DictConfig) -> dict[str, float]:
     """Validation metrics of `module` as it is (no training, nothing logged)."""
     trainer = L.Trainer(**{**_trainer_kwargs(cfg, None), "enable_progress_bar": False}, enable_checkpointing=False)
     result = trainer.validate(module, datamodule=VSRDataModule(cfg), verbose=False)[0]
-    return {k[4:]: float(v) for k, v in result.items() if k.startswith("val/") and "/bicubic_" not in k}
+    return {k: float(v) for k, v in _under(result, "val/").items()}
 
 
 def cost(module: VSRModule, resolution: int) -> dict[str, float]:
@@ -101,9 +101,17 @@ def quality_figure(frame: pd.DataFrame, metric: str = "psnr") -> Figure:
     return fig
 
 
-def _row(stem: str, cfg: DictConfig, spent: dict, before: dict, after: dict, teacher_scores: dict) -> dict:
-    """One config's line of the table: cost, and quality as cut, after recovery and of the teacher."""
-    row = {"config": stem, "stages": " ".join(cfg.model.pruning.stages) or "-", **spent, "flops_ratio": float("nan")}
+def _under(metrics: dict, prefix: str) -> dict[str, float]:
+    """`{name: value}` of the metrics logged as `<prefix>name` (bicubic baselines left out)."""
+    return {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix) and "/bicubic_" not in k}
+
+
+def _row(stem: str, cfg: DictConfig, spent: dict, before: dict, after: dict, teacher_scores: dict,
+         teacher_gflops: float) -> dict:
+    """One config's line of the table: cost (FLOPs also as a fraction of the teacher's), and quality
+    as cut, after recovery and of the teacher."""
+    row = {"config": stem, "stages": " ".join(cfg.model.pruning.stages) or "-", **spent,
+           "flops_ratio": spent["gflops_per_mp"] / teacher_gflops}
     keys = [k for k in (*QUALITY, *cfg.metrics.perceptual) if k in before]
     row.update({f"before_{k}": before[k] for k in keys})
     row.update({f"after_{k}": after.get(k, float("nan")) for k in keys})
@@ -148,7 +156,7 @@ def run_prune_study(teacher: str, pattern: str, recover_batches: int, overrides=
     t_cfg = load_config(configs[0], [*common, f"model.pruning.stages=[{','.join(t_stages)}]"])
     L.seed_everything(t_cfg.seed, verbose=False)
     teacher_module = VSRModule(OmegaConf.to_container(t_cfg, resolve=True))
-    teacher_cost = cost(teacher_module, resolution)  # flops_ratio is against it, whichever configs run
+    teacher_cost = cost(teacher_module, resolution)  # each row's flops_ratio is against it
     teacher_scores = validation_scores(teacher_module, t_cfg)
     del teacher_module
     print(f"prune-study {name}: teacher psnr {teacher_scores.get('psnr', float('nan')):.3f}", flush=True)
@@ -161,11 +169,9 @@ def run_prune_study(teacher: str, pattern: str, recover_batches: int, overrides=
         stem = Path(path).stem
         if stem in finished:
             m = finished[stem].data.metrics
-            spent = {k[len("cost/"):]: v for k, v in m.items() if k.startswith("cost/")}
-            before = {k[len("before/"):]: v for k, v in m.items() if k.startswith("before/")}
-            after = {k[len("val/"):]: v for k, v in m.items()
-                     if k.startswith("val/") and recover_batches > 0 and "bicubic_" not in k}
-            result.rows.append(_row(stem, cfg, spent, before, after, teacher_scores))
+            spent, before = _under(m, "cost/"), _under(m, "before/")
+            after = _under(m, "val/") if recover_batches > 0 else {}
+            result.rows.append(_row(stem, cfg, spent, before, after, teacher_scores, teacher_cost["gflops_per_mp"]))
             print(f"[{i}/{len(cfgs)}] {stem}: done in an earlier run of this study "
                   f"(psnr as cut {before.get('psnr', float('nan')):.3f}, after {after.get('psnr', float('nan')):.3f})",
                   flush=True)
@@ -178,12 +184,12 @@ def run_prune_study(teacher: str, pattern: str, recover_batches: int, overrides=
         tags = {MLFLOW_PARENT_RUN_ID: parent, f"vsr_lab.{KIND}": name, GROUP_TAG: stem}
         if recover_batches > 0:
             _, run = fit(cfg, path, tags=tags)
-            after = {k[4:]: v for k, v in (run.history[-1] if run.history else {}).items() if k.startswith("val/")}
+            after = _under(run.history[-1] if run.history else {}, "val/")
             run_id = run.mlflow_run_id
         else:
             after = {}
             run_id = client.create_run(exp_id, tags={**tags, MLFLOW_RUN_NAME: f"{stem}-as-cut"}).info.run_id
-        row = _row(stem, cfg, spent, before, after, teacher_scores)
+        row = _row(stem, cfg, spent, before, after, teacher_scores, teacher_cost["gflops_per_mp"])
         _log_child(client, run_id, row, before, spent)
         if recover_batches == 0:
             client.set_terminated(run_id)
@@ -193,7 +199,6 @@ def run_prune_study(teacher: str, pattern: str, recover_batches: int, overrides=
               f"{after.get('psnr', float('nan')):.3f}", flush=True)
 
     frame = pd.DataFrame(result.rows)
-    frame["flops_ratio"] = frame["gflops_per_mp"] / teacher_cost["gflops_per_mp"]
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(out_dir or tmp)
         target.mkdir(parents=True, exist_ok=True)
