@@ -129,12 +129,25 @@ def test_train_bench_step_reports_the_levers_against_none():
     assert res["lora"]["trainable_params"] * 10 < res["none"]["trainable_params"]
     for r in res.values():
         assert r["seconds_per_step"] > 0 and r["peak_memory_mb"] >= r["rss_before_mb"] > 0
-    table = format_train_table({"config": "c", "stages": [], "device": "cpu", "resolution": 32, "frames": 1,
+    table = format_train_table({"config": "c", "stages": [], "device": "cpu", "precision": "32-true", "resolution": 32, "frames": 1,
                                 "repeats": 1, "variants": res,
                                 "relative_to_none": {v: {"trainable_params": r["trainable_params"] / res["none"]["trainable_params"],
                                                          "seconds_per_step": 1.0, "peak_memory": 1.0, "step_memory": 1.0}
                                                      for v, r in res.items()}})
-    assert "| lora" in table and "trainable M" in table
+    assert "| lora" in table and "trainable M" in table and "| cpu 32-true |" in table
+
+
+@pytest.mark.parametrize("precision, conv_dtype", [("32-true", torch.float32), ("bf16-mixed", torch.bfloat16)])
+def test_train_bench_step_runs_at_the_configured_training_precision(precision, conv_dtype):
+    cfg = load_config(REPO / "experiments" / "sd21_narrow.yaml", [f"trainer.precision={precision}"])
+    seen = set()
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: seen.add(o.dtype) if isinstance(m, torch.nn.Conv2d) else None)
+    try:
+        measure_train_step(cfg, "none", resolution=32, frames=1, device="cpu", warmup=0, repeats=1)
+    finally:
+        hook.remove()
+    assert seen == {conv_dtype}
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ target, backward, AdamW step on the trainable parameters) is timed. Each variant
 process (spawned), so one variant's freed memory cannot lower or raise the next one's RSS.
 
 - trainable parameters: what the optimizer holds (LoRA: adapters + modules trained in full).
+- precision: `trainer.precision`, through Lightning Fabric's precision plugin (as in `fit`).
 - seconds per step: median over `repeats` steps after `warmup` steps.
 - peak memory: CUDA max allocated over the steps, or on the CPU the process RSS sampled every
   2 ms from before the first step (weights only) to the end (activations, gradients and AdamW
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+
+from lightning.fabric import Fabric
 
 from vsr_lab.bench import resolve_device
 from vsr_lab.inference.memory import PeakMemory
@@ -52,9 +55,14 @@ def measure_train_step(cfg: DictConfig, variant: str, resolution: int, frames: i
     torch.manual_seed(seed)
     scale = cfg.data.scale
     lr_size = resolution // scale
-    gen = build_generator(variant_config(cfg, variant)).to(dev).train()
+    # Lightning's own precision plugin, as `fit` uses it: autocast for *-mixed, a gradient scaler
+    # for 16-mixed, converted weights for *-true.
+    fabric = Fabric(accelerator=dev.type, devices=[dev.index or 0] if dev.type == "cuda" else 1,
+                    precision=cfg.trainer.precision)
+    gen = build_generator(variant_config(cfg, variant)).train()
     params = [p for p in gen.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
+    gen, opt = fabric.setup(gen, opt)
     g = torch.Generator().manual_seed(seed)
     lr = torch.rand(1, frames, 3, lr_size, lr_size, generator=g).to(dev)
     target = torch.rand(1, frames, 3, resolution, resolution, generator=g).to(dev)
@@ -62,9 +70,9 @@ def measure_train_step(cfg: DictConfig, variant: str, resolution: int, frames: i
 
     def step() -> None:
         out = gen(lr, lambda t: zero_flow)
-        loss = (out - target).abs().mean()
+        loss = (out.float() - target).abs().mean()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        fabric.backward(loss)
         opt.step()
         if dev.type == "cuda":
             torch.cuda.synchronize()
@@ -131,7 +139,7 @@ def run_train_bench(cfg: DictConfig, config_path: str, resolution: int = 128, fr
                   **({"step_memory": r["step_memory_mb"] / base["step_memory_mb"]} if "step_memory_mb" in r else {})}
               for v, r in results.items()}
     return {"config": str(config_path), "stages": list(cfg.model.pruning.stages), "device": str(dev),
-            "resolution": resolution, "frames": frames, "warmup": warmup, "repeats": repeats,
+            "precision": str(cfg.trainer.precision), "resolution": resolution, "frames": frames, "warmup": warmup, "repeats": repeats,
             "threads": torch.get_num_threads(), "lora": OmegaConf.to_container(cfg.model.backbone.lora),
             "variants": results, "relative_to_none": ratios}
 
@@ -139,7 +147,7 @@ def run_train_bench(cfg: DictConfig, config_path: str, resolution: int = 128, fr
 def format_train_table(result: dict) -> str:
     """One row per variant: each figure and its ratio against `none`."""
     cpu = result["variants"]["none"]["memory_kind"] == "process_rss_peak"
-    head = (f"bench --train {result['config']} | stages: {', '.join(result['stages']) or 'none'} | {result['device']} | "
+    head = (f"bench --train {result['config']} | stages: {', '.join(result['stages']) or 'none'} | {result['device']} {result['precision']} | "
             f"{result['resolution']}x{result['resolution']} output, {result['frames']} frames, "
             f"median of {result['repeats']} steps | (ratio against none)")
     cols = [("trainable M", "trainable_params", "trainable_params", 1e6), ("s / step", "seconds_per_step",
