@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
-
 from lightning.fabric import Fabric
+from omegaconf import DictConfig, OmegaConf
 
 from vsr_lab.bench import resolve_device
 from vsr_lab.inference.memory import PeakMemory
@@ -139,7 +138,8 @@ def run_train_bench(cfg: DictConfig, config_path: str, resolution: int = 128, fr
                   **({"step_memory": r["step_memory_mb"] / base["step_memory_mb"]} if "step_memory_mb" in r else {})}
               for v, r in results.items()}
     return {"config": str(config_path), "stages": list(cfg.model.pruning.stages), "device": str(dev),
-            "precision": str(cfg.trainer.precision), "resolution": resolution, "frames": frames, "warmup": warmup, "repeats": repeats,
+            "precision": str(cfg.trainer.precision), "resolution": resolution, "frames": frames,
+            "warmup": warmup, "repeats": repeats,
             "threads": torch.get_num_threads(), "lora": OmegaConf.to_container(cfg.model.backbone.lora),
             "variants": results, "relative_to_none": ratios}
 
@@ -147,7 +147,8 @@ def run_train_bench(cfg: DictConfig, config_path: str, resolution: int = 128, fr
 def format_train_table(result: dict) -> str:
     """One row per variant: each figure and its ratio against `none`."""
     cpu = result["variants"]["none"]["memory_kind"] == "process_rss_peak"
-    head = (f"bench --train {result['config']} | stages: {', '.join(result['stages']) or 'none'} | {result['device']} {result['precision']} | "
+    head = (f"bench --train {result['config']} | stages: {', '.join(result['stages']) or 'none'} | "
+            f"{result['device']} {result['precision']} | "
             f"{result['resolution']}x{result['resolution']} output, {result['frames']} frames, "
             f"median of {result['repeats']} steps | (ratio against none)")
     cols = [("trainable M", "trainable_params", "trainable_params", 1e6), ("s / step", "seconds_per_step",
