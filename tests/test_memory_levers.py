@@ -129,8 +129,8 @@ def test_train_bench_step_reports_the_levers_against_none():
     assert res["lora"]["trainable_params"] * 10 < res["none"]["trainable_params"]
     for r in res.values():
         assert r["seconds_per_step"] > 0 and r["peak_memory_mb"] >= r["rss_before_mb"] > 0
-    table = format_train_table({"config": "c", "stages": [], "device": "cpu", "precision": "32-true", "resolution": 32, "frames": 1,
-                                "repeats": 1, "variants": res,
+    table = format_train_table({"config": "c", "stages": [], "device": "cpu", "precision": "32-true",
+                                "resolution": 32, "frames": 1, "repeats": 1, "variants": res,
                                 "relative_to_none": {v: {"trainable_params": r["trainable_params"] / res["none"]["trainable_params"],
                                                          "seconds_per_step": 1.0, "peak_memory": 1.0, "step_memory": 1.0}
                                                      for v, r in res.items()}})
