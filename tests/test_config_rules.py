@@ -141,6 +141,7 @@ CROSS_CASES = {
     "validation_divides_training": (["trainer.max_batches=500"], "key 'trainer.max_batches' (500) must be a multiple"),
     "grace_outlasts_heartbeat": (["sweep.grace_period=30"], "key 'sweep.grace_period' (30 s) must exceed"),
     "niqe_local_fits_the_frames": (["data.val_hr_size=24"], "scores 32-px blocks, but data.val_hr_size is 24"),
+    "synthetic_training_has_photos": (["data.train_photos=[]"], "key 'data.train_photos' is empty"),
 }
 # Configs next to the edge that every rule lets through.
 CROSS_OK = [
@@ -155,6 +156,7 @@ CROSS_OK = [
     ["metrics.crop_border=42", "sweep.grace_period=31"],
     ["data.val_hr_size=24", "metrics.perceptual=[piqe]"],
     ["data.val_hr_size=32"],
+    ["data.train_photos=[moon]"],
 ]
 
 

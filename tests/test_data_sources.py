@@ -12,7 +12,7 @@ from skimage import data as skdata
 from vsr_lab.config import load_config
 from vsr_lab.data.datamodule import build_dataset
 from vsr_lab.data.folder_dataset import FolderClipDataset
-from vsr_lab.data.synthetic import TEST_PHOTOS, TRAIN_PHOTOS, VAL_PHOTOS, load_photo
+from vsr_lab.data.synthetic import TEST_PHOTOS, TRAIN_PHOTOS, TRAINABLE_PHOTOS, VAL_PHOTOS, load_photo
 from vsr_lab.data.video_io import write_frame_folder
 from vsr_lab.errors import UserError
 from vsr_lab.ops.flow import flow_warp
@@ -24,6 +24,30 @@ def cfg_with(*overrides: str):
     return load_config(REPO / "experiments" / "instavsr_tiny.yaml",
                        ["data.num_frames=3", "data.hr_size=32", "data.val_frames=3", "data.val_hr_size=32",
                         "data.val_clips=2", *overrides])
+
+
+# ----- built-in training photos (data.train_photos) -------------------------------------------
+def test_train_photos_pick_the_photos_training_clips_come_from():
+    assert cfg_with().data.train_photos == list(TRAIN_PHOTOS)  # the schema default is the built-in set
+    ds = build_dataset(cfg_with("data.train_photos=[moon,page,astronaut]"), "train")
+    assert [ds[i]["name"] for i in range(4)] == ["moon_00000", "page_00001", "astronaut_00002", "moon_00003"]
+    grey = ds[0]["gt"]
+    assert torch.equal(grey[:, 0], grey[:, 2]) and grey.std() > 0.02  # three equal channels, not flat
+    val = build_dataset(cfg_with("data.train_photos=[moon]"), "val")
+    assert val[0]["name"].startswith(VAL_PHOTOS[0])  # validation keeps its own photos
+    assert not set(TRAINABLE_PHOTOS) & (set(VAL_PHOTOS) | set(TEST_PHOTOS))
+    for name in set(TRAINABLE_PHOTOS) - set(TRAIN_PHOTOS):
+        assert min(load_photo(name).shape[1:]) >= 160  # room for a 64-px crop and its motion
+
+
+@pytest.mark.parametrize("photo, message", [
+    ("coffee", "key 'data.train_photos': 'coffee' is a validation photo, held out from training; choose from"),
+    ("gravel", "key 'data.train_photos': 'gravel' is a test photo, held out from training"),
+    ("lena", "key 'data.train_photos': 'lena' is not one of"),
+])
+def test_train_photos_refuse_held_out_and_unknown_photos(photo, message):
+    with pytest.raises(UserError, match=message):
+        cfg_with(f"data.train_photos=[moon,{photo}]")
 
 
 # ----- photos ---------------------------------------------------------------------------------

@@ -159,3 +159,9 @@ def niqe_local_fits_the_frames(cfg):
         return (f"key 'metrics.perceptual' lists niqe_local, whose built-in fit (no metrics.pretrained entry) "
                 f"scores {NIQE_LOCAL_BLOCK}-px blocks, but data.val_hr_size is {d.val_hr_size} "
                 f"(data.source=synthetic): raise it or drop niqe_local")
+
+
+@cross_rule("data.train_photos", "data.source")
+def synthetic_training_has_photos(cfg):
+    if cfg.data.source == "synthetic" and not list(cfg.data.train_photos):
+        return "key 'data.train_photos' is empty, but data.source=synthetic cuts its training clips from those photos"

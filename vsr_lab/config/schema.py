@@ -114,6 +114,9 @@ class DataConfig:
     test_root: Optional[str] = None
     test_lr_root: Optional[str] = None
     reds_val_clips: List[str] = field(default_factory=lambda: ["000", "011", "015", "020"])  # REDS4
+    # synthetic: the built-in photos training clips are cut from (validation and test ones refused)
+    train_photos: List[str] = registered(["astronaut", "chelsea", "immunohistochemistry", "motorcycle", "retina",
+                                          "brick"], reg.BUILTIN_PHOTOS, each=True)
     photo_root: Optional[str] = None       # photos: training photos
     val_photo_root: Optional[str] = None   # photos: validation photos (null: the built-in ones)
     test_photo_root: Optional[str] = None  # photos: test photos (null: the built-in held-out ones)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,27 +34,61 @@ from vsr_lab.data.degradations.bicubic import BicubicDegradation
 from vsr_lab.data.video_io import read_image
 from vsr_lab.ops.flow import in_view_mask
 from vsr_lab.ops.resize import bicubic_downsample, bicubic_upsample
-from vsr_lab.registry import DATA_SOURCES
+from vsr_lab.errors import UserError
+from vsr_lab.registry import BUILTIN_PHOTOS, DATA_SOURCES
 
-# name -> (loader, central crop side or None, downscale factor); all files ship in the wheel.
-_PHOTO_SOURCES: dict[str, tuple[Callable[[], np.ndarray], int | None, int]] = {
-    "astronaut": (skdata.astronaut, None, 1),
-    "chelsea": (skdata.chelsea, None, 1),
-    "immunohistochemistry": (skdata.immunohistochemistry, None, 1),
-    "motorcycle": (lambda: skdata.stereo_motorcycle()[0], None, 1),
-    "retina": (skdata.retina, 960, 2),  # crop inside the black-bordered disc
-    "brick": (skdata.brick, None, 1),  # grey texture, for fine detail
-    "coffee": (skdata.coffee, None, 1),
-    "rocket": (skdata.rocket, None, 1),
+@dataclass(frozen=True)
+class BuiltinPhoto:
+    """A photo bundled in the scikit-image wheel (no download): its loader, central crop side
+    (None: whole) and downscale factor. `held_out` ("val" / "test") marks the photos validation and
+    test clips are cut from, which `data.train_photos` may not name."""
+
+    name: str
+    loader: Callable[[], np.ndarray]
+    crop: int | None = None
+    factor: int = 1
+    held_out: str | None = None
+
+    def check_config(self, cfg, key: str, source: str) -> None:
+        """Called by the config loader for each name in `data.train_photos`."""
+        if self.held_out:
+            raise UserError(f"{source}: key '{key}': {self.name!r} is a {self.held_out} photo, held out "
+                            f"from training; choose from {', '.join(TRAINABLE_PHOTOS)}")
+
+
+def _register(*photos: BuiltinPhoto) -> None:
+    for photo in photos:
+        BUILTIN_PHOTOS.register(photo.name)(photo)
+
+
+_register(
+    BuiltinPhoto("astronaut", skdata.astronaut),
+    BuiltinPhoto("chelsea", skdata.chelsea),
+    BuiltinPhoto("immunohistochemistry", skdata.immunohistochemistry),
+    BuiltinPhoto("motorcycle", lambda: skdata.stereo_motorcycle()[0]),
+    BuiltinPhoto("retina", skdata.retina, crop=960, factor=2),  # crop inside the black-bordered disc
+    BuiltinPhoto("brick", skdata.brick),  # grey texture, for fine detail
+    # more training photos, for `data.train_photos` (grey ones become three equal channels)
+    BuiltinPhoto("grass", skdata.grass),
+    BuiltinPhoto("moon", skdata.moon),
+    BuiltinPhoto("page", skdata.page),
+    BuiltinPhoto("text", skdata.text),
+    BuiltinPhoto("clock", skdata.clock),
+    BuiltinPhoto("cell", skdata.cell),
+    BuiltinPhoto("coffee", skdata.coffee, held_out="validation"),
+    BuiltinPhoto("rocket", skdata.rocket, held_out="validation"),
     # held out for `test`: used by neither train nor validation; CC0 or public domain
-    "camera": (skdata.camera, None, 1),
-    "hubble_deep_field": (skdata.hubble_deep_field, None, 1),
-    "gravel": (skdata.gravel, None, 1),
-    "coins": (skdata.coins, None, 1),
-}
+    BuiltinPhoto("camera", skdata.camera, held_out="test"),
+    BuiltinPhoto("hubble_deep_field", skdata.hubble_deep_field, held_out="test"),
+    BuiltinPhoto("gravel", skdata.gravel, held_out="test"),
+    BuiltinPhoto("coins", skdata.coins, held_out="test"),
+)
+# The default training photos (`data.train_photos`; the built-in niqe_local fit reads these too).
 TRAIN_PHOTOS: tuple[str, ...] = ("astronaut", "chelsea", "immunohistochemistry", "motorcycle", "retina", "brick")
 VAL_PHOTOS: tuple[str, ...] = ("coffee", "rocket")
 TEST_PHOTOS: tuple[str, ...] = ("camera", "hubble_deep_field", "gravel", "coins")
+TRAINABLE_PHOTOS: tuple[str, ...] = tuple(name for name in BUILTIN_PHOTOS.names()
+                                          if not BUILTIN_PHOTOS.get(name).held_out)
 SPLITS: dict[str, tuple[str, ...]] = {"train": TRAIN_PHOTOS, "val": VAL_PHOTOS, "test": TEST_PHOTOS}
 
 # Gaussian pre-smoothing (photo pixels): removes the near-Nyquist content that bilinear
@@ -88,10 +123,10 @@ def load_photo(name: str) -> torch.Tensor:
 
     The tensor is cached and shared: do not modify it in place.
     """
-    if name not in _PHOTO_SOURCES:
-        raise ValueError(f"unknown photo {name!r}; available: {sorted(_PHOTO_SOURCES)}")
-    loader, crop, factor = _PHOTO_SOURCES[name]
-    return prepare_photo(np.asarray(loader()), crop, factor)
+    if name not in BUILTIN_PHOTOS:
+        raise ValueError(f"unknown photo {name!r}; available: {sorted(BUILTIN_PHOTOS.names())}")
+    photo = BUILTIN_PHOTOS.get(name)
+    return prepare_photo(np.asarray(photo.loader()), photo.crop, photo.factor)
 
 
 @lru_cache(maxsize=8)
@@ -229,9 +264,9 @@ class SyntheticClipDataset(torch.utils.data.Dataset):
         self.photos = tuple(SPLITS[split] if photos is None else photos)
         if not self.photos:
             raise ValueError(f"no photos given for split {split!r}")
-        unknown = [name for name in self.photos if isinstance(name, str) and name not in _PHOTO_SOURCES]
+        unknown = [name for name in self.photos if isinstance(name, str) and name not in BUILTIN_PHOTOS]
         if unknown:
-            raise ValueError(f"unknown photo(s) {unknown}; available: {sorted(_PHOTO_SOURCES)}")
+            raise ValueError(f"unknown photo(s) {unknown}; available: {sorted(BUILTIN_PHOTOS.names())}")
         self.split = split
         self.scale = scale
         self.num_clips = num_clips
@@ -284,8 +319,8 @@ def lr_detail(gt: torch.Tensor, lr: torch.Tensor) -> float:
 @DATA_SOURCES.register("synthetic")
 def build_synthetic(cfg, split: str, degradation) -> SyntheticClipDataset:
     """`data.source: synthetic`: the built-in sample clips of `split` (train / val / test), each
-    split on its own photos."""
-    return synthetic_split(cfg, split, degradation, photos=None)
+    split on its own photos (training: `data.train_photos`)."""
+    return synthetic_split(cfg, split, degradation, photos=list(cfg.data.train_photos) if split == "train" else None)
 
 
 def synthetic_split(cfg, split: str, degradation, photos: Sequence[str | Path] | None) -> SyntheticClipDataset:
