@@ -37,10 +37,11 @@ from vsr_lab.ops.resize import bicubic_downsample, bicubic_upsample
 from vsr_lab.errors import UserError
 from vsr_lab.registry import BUILTIN_PHOTOS, DATA_SOURCES
 
+
 @dataclass(frozen=True)
 class BuiltinPhoto:
     """A photo bundled in the scikit-image wheel (no download): its loader, central crop side
-    (None: whole) and downscale factor. `held_out` ("val" / "test") marks the photos validation and
+    (None: whole) and downscale factor. `held_out` ("validation" / "test") marks the photos validation and
     test clips are cut from, which `data.train_photos` may not name."""
 
     name: str
@@ -320,7 +321,8 @@ def lr_detail(gt: torch.Tensor, lr: torch.Tensor) -> float:
 def build_synthetic(cfg, split: str, degradation) -> SyntheticClipDataset:
     """`data.source: synthetic`: the built-in sample clips of `split` (train / val / test), each
     split on its own photos (training: `data.train_photos`)."""
-    return synthetic_split(cfg, split, degradation, photos=list(cfg.data.train_photos) if split == "train" else None)
+    photos = list(cfg.data.train_photos) if split == "train" else None
+    return synthetic_split(cfg, split, degradation, photos)
 
 
 def synthetic_split(cfg, split: str, degradation, photos: Sequence[str | Path] | None) -> SyntheticClipDataset:
