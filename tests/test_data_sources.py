@@ -50,6 +50,33 @@ def test_train_photos_refuse_held_out_and_unknown_photos(photo, message):
         cfg_with(f"data.train_photos=[moon,{photo}]")
 
 
+def _ramp_signs(item) -> tuple[int, int]:
+    """Signs of the mean left-to-right and top-to-bottom slope of a clip's first frame."""
+    frame = item["gt"][0, 0]
+    dx, dy = float((frame[:, 1:] - frame[:, :-1]).mean()), float((frame[1:] - frame[:-1]).mean())
+    return tuple(int(np.sign(v)) if abs(v) > 1e-3 else 0 for v in (dx, dy))
+
+
+def test_photo_flips_show_each_training_clip_one_of_eight_orientations(tmp_path):
+    ramp = np.repeat(np.linspace(0, 255, 300)[None, :, None], 200, axis=0).repeat(3, axis=2)  # brighter rightwards
+    Image.fromarray(ramp.astype(np.uint8)).save(tmp_path / "ramp.png")
+    base = ["data.source=photos", f"data.photo_root={tmp_path}", f"data.val_photo_root={tmp_path}",
+            "data.min_detail=0", "data.degradation.type=bicubic"]
+    plain = build_dataset(cfg_with(*base), "train")
+    flipped = build_dataset(cfg_with(*base, "data.photo_flips=true"), "train")
+    assert {_ramp_signs(plain[i]) for i in range(24)} == {(1, 0)}
+    signs = [_ramp_signs(flipped[i]) for i in range(24)]
+    assert set(signs) == {(1, 0), (-1, 0), (0, 1), (0, -1)}  # mirrored, and rotated by 90 degrees
+    assert signs == [_ramp_signs(flipped[i]) for i in range(24)]  # drawn per clip, the same every time
+    for i in range(4):  # the exact flow stays exact on a flipped photo
+        item = flipped[i]
+        aligned = flow_warp(item["gt"][1:], item["flow_fw"])
+        err = ((aligned - item["gt"][:-1]).abs() * item["valid_fw"]).sum() / (3 * item["valid_fw"].sum())
+        assert err < 0.01
+    val = build_dataset(cfg_with(*base, "data.photo_flips=true"), "val")
+    assert {_ramp_signs(val[i]) for i in range(2)} == {(1, 0)}  # validation clips are never flipped
+
+
 # ----- photos ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def photo_root(tmp_path_factory):

@@ -10,6 +10,7 @@ from vsr_lab.data.synthetic import (
     TRAIN_PHOTOS,
     VAL_PHOTOS,
     SyntheticClipDataset,
+    dihedral,
     load_photo,
     render_clip,
 )
@@ -19,6 +20,14 @@ KEYS = ("gt", "lr", "flow_fw", "flow_bw", "valid_fw", "valid_bw")
 
 def _same(a: dict, b: dict) -> bool:
     return a["name"] == b["name"] and all(torch.equal(a[k], b[k]) for k in KEYS)
+
+
+def test_dihedral_gives_the_eight_orientations():
+    image = torch.arange(12.0).reshape(1, 3, 4)  # no symmetry: every flip or rotation differs
+    outs = [dihedral(image, k) for k in range(8)]
+    assert torch.equal(outs[0], image) and len({(o.shape, tuple(o.flatten().tolist())) for o in outs}) == 8
+    assert torch.equal(outs[1], image.flip(-1)) and torch.equal(outs[4], image.transpose(-1, -2))
+    assert torch.equal(outs[3], image.rot90(2, (-2, -1)))  # both mirrors: a half turn
 
 
 def test_photo_lists_are_disjoint_and_load_offline():

@@ -77,7 +77,7 @@ class DegradationConfig:
 class AugmentConfig:
     """Training augmentation of the clip-folder sources (folder, reds, vimeo90k), the same for
     every frame of a clip: flips, time reversal, and the frame interval k (every k-th frame),
-    drawn per clip from `frame_intervals`."""
+    drawn per clip from `frame_intervals`. (Photo clips flip their photo instead: `data.photo_flips`.)"""
 
     hflip: bool = True
     vflip: bool = False
@@ -117,6 +117,9 @@ class DataConfig:
     # synthetic: the built-in photos training clips are cut from (validation and test ones refused)
     train_photos: List[str] = registered(["astronaut", "chelsea", "immunohistochemistry", "motorcycle", "retina",
                                           "brick"], reg.BUILTIN_PHOTOS, each=True)
+    # synthetic and photos: each training clip sees its photo under one of the 8 flips and 90-degree
+    # rotations, drawn per clip (validation and test clips never)
+    photo_flips: bool = False
     photo_root: Optional[str] = None       # photos: training photos
     val_photo_root: Optional[str] = None   # photos: validation photos (null: the built-in ones)
     test_photo_root: Optional[str] = None  # photos: test photos (null: the built-in held-out ones)

@@ -98,6 +98,7 @@ PHOTO_BLUR_SIGMA = 0.6
 # Photo pixels per frame pixel at the first frame, drawn uniformly; below 1 the camera
 # magnifies slightly, which further helps resampling accuracy. Reduced if the motion needs room.
 BASE_SCALE_RANGE = (0.75, 1.0)
+_FLIP_STREAM = 99  # seed-sequence tag of the per-clip photo flip, apart from the splits' 0, 1, 2
 _EDGE_MARGIN = 1.0  # photo pixels kept free around every window
 
 
@@ -257,7 +258,8 @@ class SyntheticClipDataset(torch.utils.data.Dataset):
     def __init__(self, split: str, num_clips: int, num_frames: int, hr_size: int, scale: int = 4,
                  seed: int = 0, degradation: Callable | None = None, max_shift: float = 2.0,
                  max_zoom: float = 0.02, max_rotation_deg: float = 1.0,
-                 photos: Sequence[str | Path] | None = None, min_detail: float = 0.0, max_tries: int = 8) -> None:
+                 photos: Sequence[str | Path] | None = None, min_detail: float = 0.0, max_tries: int = 8,
+                 photo_flips: bool = False) -> None:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
         if hr_size % scale:
@@ -278,6 +280,7 @@ class SyntheticClipDataset(torch.utils.data.Dataset):
         self.motion = {"max_shift": max_shift, "max_zoom": max_zoom, "max_rotation_deg": max_rotation_deg}
         self.min_detail = min_detail
         self.max_tries = max(1, max_tries)
+        self.photo_flips = photo_flips
 
     def __len__(self) -> int:
         return self.num_clips
@@ -287,9 +290,13 @@ class SyntheticClipDataset(torch.utils.data.Dataset):
             raise IndexError(f"clip index {index} out of range for {self.num_clips} clips")
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, list(SPLITS).index(self.split), index]))
         photo = self.photos[index % len(self.photos)]
+        image = photo_tensor(photo)
+        if self.photo_flips:  # own stream: the camera path is the same with the switch on or off
+            k = int(np.random.default_rng(np.random.SeedSequence([self.seed, _FLIP_STREAM, index])).integers(8))
+            image = dihedral(image, k)
         best: dict | None = None
         for _ in range(self.max_tries):
-            item: dict = render_clip(photo_tensor(photo), self.num_frames, (self.hr_size, self.hr_size), rng,
+            item: dict = render_clip(image, self.num_frames, (self.hr_size, self.hr_size), rng,
                                      **self.motion)
             item["detail"] = gt_detail(item["gt"][0], self.scale)
             if best is None or item["detail"] > best["detail"]:
@@ -299,6 +306,19 @@ class SyntheticClipDataset(torch.utils.data.Dataset):
         best["lr"] = self.degradation(best["gt"], rng)
         best["name"] = f"{photo_name(photo)}_{index:05d}"
         return best
+
+
+def dihedral(image: torch.Tensor, k: int) -> torch.Tensor:
+    """`image` (C, H, W) under the k-th of its 8 flips and 90-degree rotations (0: itself): bit 0
+    mirrors left-right, bit 1 up-down, bit 2 swaps the axes. The camera then flies over the result,
+    so the clip's exact flow stays exact."""
+    if k & 1:
+        image = image.flip(-1)
+    if k & 2:
+        image = image.flip(-2)
+    if k & 4:
+        image = image.transpose(-1, -2)
+    return image.contiguous()
 
 
 def gt_detail(frame: torch.Tensor, scale: int) -> float:
@@ -339,5 +359,5 @@ def synthetic_split(cfg, split: str, degradation, photos: Sequence[str | Path] |
         degradation=degradation,
         max_shift=d.motion.max_shift, max_zoom=d.motion.max_zoom,
         max_rotation_deg=d.motion.max_rotation_deg, min_detail=d.min_detail,
-        photos=photos,
+        photos=photos, photo_flips=d.photo_flips and train,
     )
