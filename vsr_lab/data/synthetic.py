@@ -291,7 +291,7 @@ class SyntheticClipDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, list(SPLITS).index(self.split), index]))
         photo = self.photos[index % len(self.photos)]
         image = photo_tensor(photo)
-        if self.photo_flips:  # own stream: the camera path is the same with the switch on or off
+        if self.photo_flips:  # its own stream, so the camera's random draws are the same on or off
             k = int(np.random.default_rng(np.random.SeedSequence([self.seed, _FLIP_STREAM, index])).integers(8))
             image = dihedral(image, k)
         best: dict | None = None
