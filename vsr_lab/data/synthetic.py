@@ -41,8 +41,8 @@ from vsr_lab.registry import BUILTIN_PHOTOS, DATA_SOURCES
 @dataclass(frozen=True)
 class BuiltinPhoto:
     """A photo bundled in the scikit-image wheel (no download): its loader, central crop side
-    (None: whole) and downscale factor. `held_out` ("validation" / "test") marks the photos validation and
-    test clips are cut from, which `data.train_photos` may not name."""
+    (None: whole) and downscale factor. `held_out` ("validation" / "test") marks the photos
+    validation and test clips are cut from, which `data.train_photos` may not name."""
 
     name: str
     loader: Callable[[], np.ndarray]
@@ -86,10 +86,16 @@ _register(
 )
 # The default training photos (`data.train_photos`; the built-in niqe_local fit reads these too).
 TRAIN_PHOTOS: tuple[str, ...] = ("astronaut", "chelsea", "immunohistochemistry", "motorcycle", "retina", "brick")
-VAL_PHOTOS: tuple[str, ...] = ("coffee", "rocket")
-TEST_PHOTOS: tuple[str, ...] = ("camera", "hubble_deep_field", "gravel", "coins")
-TRAINABLE_PHOTOS: tuple[str, ...] = tuple(name for name in BUILTIN_PHOTOS.names()
-                                          if not BUILTIN_PHOTOS.get(name).held_out)
+
+
+def _photos_held_out_for(role: str | None) -> tuple[str, ...]:
+    """The registered photos whose `held_out` is `role` (None: those training may use), in order."""
+    return tuple(name for name in BUILTIN_PHOTOS.names() if BUILTIN_PHOTOS.get(name).held_out == role)
+
+
+VAL_PHOTOS: tuple[str, ...] = _photos_held_out_for("validation")
+TEST_PHOTOS: tuple[str, ...] = _photos_held_out_for("test")
+TRAINABLE_PHOTOS: tuple[str, ...] = _photos_held_out_for(None)
 SPLITS: dict[str, tuple[str, ...]] = {"train": TRAIN_PHOTOS, "val": VAL_PHOTOS, "test": TEST_PHOTOS}
 
 # Gaussian pre-smoothing (photo pixels): removes the near-Nyquist content that bilinear
