@@ -277,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=_cmd_evaluate_stage(stage))
     _add_evaluate_command(sub)
     from vsr_lab.niqe_fit import add_command as add_niqe_fit_command  # niqe-fit
+    from vsr_lab.headroom import add_command as add_headroom_command  # headroom
     from vsr_lab.ablation.commands import add_commands as add_ablation_commands  # ablate, compare
     from vsr_lab.studies.commands import add_commands as add_study_commands  # sweep
 
@@ -290,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_folder_commands(sub)
     add_merge_lora_command(sub)
     add_degrade_command(sub)
+    add_headroom_command(sub)
     from vsr_lab.studies.prune_study_command import add_command as add_prune_study_command  # prune-study
 
     add_prune_study_command(sub)
