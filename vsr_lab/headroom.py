@@ -26,7 +26,6 @@ SCORES = ("psnr", "ssim")
 
 def measure(cfg, train_clips: int, support: int, split: str = "val", progress: bool = True) -> dict:
     """The scores of `METHODS` on `split`, as a JSON-ready dict (see module docstring)."""
-    import torch
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
@@ -43,7 +42,6 @@ def measure(cfg, train_clips: int, support: int, split: str = "val", progress: b
     scale, d = cfg.data.scale, cfg.data
     data = VSRDataModule(cfg)
     data.check(("train", split))  # a bad root or degradation is one error before the long part
-    torch.manual_seed(cfg.seed)
     draws = DrawSampler(len(data.dataset("train")), train_clips, seed=(cfg.seed, d.seed))
     train = DataLoader(TrainingDraws(data.dataset("train"), training_target(cfg)), batch_size=1,
                        sampler=draws, num_workers=d.num_workers)
