@@ -71,7 +71,7 @@ class NormalEquations:
 
 def apply_filter(lr: torch.Tensor, weights: torch.Tensor, scale: int) -> torch.Tensor:
     """Upscale (T, C, h, w) LR frames with a fitted filter -> (T, C, h*scale, w*scale), unclamped."""
-    support = int(round((weights.shape[0] - 1) ** 0.5))
+    support = round((weights.shape[0] - 1) ** 0.5)
     if weights.shape != (support * support + 1, scale * scale):
         raise ValueError(f"linear SR: weights of shape {tuple(weights.shape)} do not fit scale {scale}")
     t, c, h, w = lr.shape
