@@ -21,7 +21,8 @@ LAYERS = {
     "data": 2, "models": 2, "metrics": 2, "losses": 2,
     "tracking": 3,
     "training": 4, "inference": 4,
-    "ablation": 5, "studies": 5, "score_files": 5, "bench": 5, "niqe_fit": 5, "headroom": 5, "bench_train": 5, "merge_lora": 5,
+    "ablation": 5, "studies": 5, "score_files": 5, "bench": 5, "niqe_fit": 5, "bench_train": 5, "merge_lora": 5,
+    "headroom": 5,
     "cli": 6, "__main__": 6, "__init__": 6,
 }
 # Same-layer pairs that must stay apart, and parts that may use only the bottom layer.
