@@ -94,7 +94,8 @@ def format_table(result: dict) -> str:
     for name in METHODS:
         s = result["methods"][name]
         diff = "" if name == "bicubic" else f"{s['psnr'] - base:+.2f} dB"
-        lines.append(f"{labels[name]:<{width}}  {s['psnr']:>{len(psnr)}.2f}  {s['ssim']:>{len(ssim)}.4f}  {diff}".rstrip())
+        row = f"{labels[name]:<{width}}  {s['psnr']:>{len(psnr)}.2f}  {s['ssim']:>{len(ssim)}.4f}  {diff}"
+        lines.append(row.rstrip())
     return "\n".join(lines)
 
 
