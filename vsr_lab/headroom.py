@@ -39,7 +39,8 @@ def measure(cfg, train_clips: int, support: int, split: str = "val", progress: b
         raise UserError(f"--train-clips must be at least 1, got {train_clips}")
     if support < 1 or support % 2 == 0:
         raise UserError(f"--support must be an odd number of LR pixels, got {support}")
-    scale, d = cfg.data.scale, cfg.data
+    d = cfg.data
+    scale = d.scale
     data = VSRDataModule(cfg)
     data.check(("train", split))  # a bad root or degradation is one error before the long part
     draws = DrawSampler(len(data.dataset("train")), train_clips, seed=(cfg.seed, d.seed))
@@ -133,4 +134,3 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", help="also write the scores (and per-clip PSNR) to this JSON file")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_headroom)
-
