@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vsr_lab"
 # Layer of each top-level part of vsr_lab: a module may import only parts of its own layer or below.
 LAYERS = {
     "ops": 0, "errors": 0, "registry": 0, "console": 0,
-    "config": 1,
+    "config": 1, "media": 1,
     "data": 2, "models": 2, "metrics": 2, "losses": 2,
     "tracking": 3,
     "training": 4, "inference": 4,

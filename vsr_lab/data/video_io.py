@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from vsr_lab.errors import UserError
+from vsr_lab.media.x264 import deterministic_options
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg",
                               ".wmv", ".flv", ".ts", ".y4m"})
@@ -359,7 +360,7 @@ class VideoWriter:
         odd = height % 2 or width % 2
         stream.pix_fmt = "yuv444p" if odd and "yuv444p" in formats else "yuv420p"
         if self.codec in ("libx264", "libx265"):
-            stream.options = {"crf": str(self.crf)}
+            stream.options = deterministic_options(self.codec, {"crf": str(self.crf)})
         else:  # pin the quantiser: PyAV has no per-frame quality, which FFmpeg's -q:v relies on
             qscale = min(31, max(1, round(0.375 * 2 ** (self.crf / 6))))
             stream.codec_context.qmin = stream.codec_context.qmax = qscale

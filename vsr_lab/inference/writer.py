@@ -23,6 +23,7 @@ from PIL import Image
 
 from vsr_lab.errors import UserError
 from vsr_lab.inference.reader import ColorTags, SourceInfo
+from vsr_lab.media.x264 import deterministic_options
 
 
 # Codecs that take libx264's constant rate factor; their default when --crf is not given.
@@ -180,7 +181,7 @@ class VideoSink:
                 options["b"] = "0"  # constant quality needs the bitrate unset
         elif crf is not None and codec not in LOSSLESS_CODECS:
             self.notes.append(f"note: --crf is ignored by --codec {codec}")
-        stream.options = options
+        stream.options = deterministic_options(av.codec.Codec(codec, "w").name, options)
         fmt = av.VideoFormat(pix_fmt) if pix_fmt else None
         if fmt is not None and not fmt.is_rgb:
             # The encoder converts RGB -> YUV with the frame's matrix and range: use the input's,

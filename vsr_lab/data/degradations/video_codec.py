@@ -26,6 +26,7 @@ from vsr_lab.data.degradations.stage import (
     ClipContext, Stage, StageParams, check_choices, check_range, choose, uniform,
 )
 from vsr_lab.errors import UserError
+from vsr_lab.media.x264 import deterministic_options
 from vsr_lab.ops.color import to_uint8
 from vsr_lab.registry import DEGRADATION_STAGES
 
@@ -69,7 +70,7 @@ def compress_clip(frames: list[torch.Tensor], codec: str, quality: float, fps: f
         stream.height, stream.width = ph, pw
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = 1  # deterministic, and light on a shared CPU
-        options = dict(QUIET.get(name, {}))
+        options = deterministic_options(name, QUIET.get(name))
         if name in CRF_ENCODERS:
             options["crf"] = str(int(round(quality)))
         else:
