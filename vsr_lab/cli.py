@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from vsr_lab.errors import UserError
+from vsr_lab.errors import Stopped, UserError
 
 EXIT_USER_ERROR = 2
 
@@ -21,19 +21,31 @@ def _add_config_args(p: argparse.ArgumentParser, config_required: bool = True) -
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
-def _load(args) -> tuple:
-    from vsr_lab.config.loading import load_config, to_yaml
+def _load_config(args, command: str):
+    """The config of `--config` plus overrides; without --config, the one saved in `--ckpt`."""
+    from vsr_lab.config.loading import load_config, load_saved_config
 
-    cfg = load_config(args.config, args.overrides)
+    if args.config is not None:
+        return load_config(args.config, args.overrides)
+    if getattr(args, "ckpt", None) is None:
+        raise UserError(f"{command}: give --config, --ckpt, or both")
+    from vsr_lab.training.runner import read_checkpoint_meta
+
+    return load_saved_config(f"checkpoint {args.ckpt}", read_checkpoint_meta(args.ckpt)["config"], args.overrides)
+
+
+def _printed(args, cfg) -> bool:
+    """With --print-config: print the resolved config (and the command stops there)."""
     if args.print_config:
+        from vsr_lab.config.loading import to_yaml
+
         print(to_yaml(cfg), end="")
-        return cfg, True
-    return cfg, False
+    return args.print_config
 
 
 def cmd_fit(args) -> int:
-    cfg, done = _load(args)
-    if done:
+    cfg = _load_config(args, "fit")
+    if _printed(args, cfg):
         return 0
     from vsr_lab.training.runner import fit
 
@@ -44,27 +56,11 @@ def cmd_fit(args) -> int:
 
 def _cmd_evaluate_stage(stage: str) -> Callable:
     def run(args) -> int:
-        from vsr_lab.config.loading import load_config, to_yaml
-        from vsr_lab.training.runner import evaluate, read_checkpoint_meta
-
-        if args.config is None and args.ckpt is None:
-            raise UserError(f"{stage}: give --config, --ckpt, or both")
-        if args.config is None:
-            import tempfile
-            from pathlib import Path
-
-            from omegaconf import OmegaConf
-
-            saved = OmegaConf.create(read_checkpoint_meta(args.ckpt)["config"])
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "checkpoint_config.yaml"
-                path.write_text(OmegaConf.to_yaml(saved))
-                cfg = load_config(path, args.overrides)
-        else:
-            cfg = load_config(args.config, args.overrides)
-        if args.print_config:
-            print(to_yaml(cfg), end="")
+        cfg = _load_config(args, stage)
+        if _printed(args, cfg):
             return 0
+        from vsr_lab.training.runner import evaluate
+
         evaluate(cfg, stage, args.ckpt, args.config)
         return 0
 
@@ -119,8 +115,8 @@ def _add_evaluate_command(sub) -> None:
 
 
 def cmd_degrade(args) -> int:
-    cfg, done = _load(args)
-    if done:
+    cfg = _load_config(args, "degrade")
+    if _printed(args, cfg):
         return 0
     from vsr_lab.data.degrade_files import degrade_files
 
@@ -264,8 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("fit", help="train one configuration (logs to MLflow)", epilog=where_runs_go())
-    _add_config_args(p)
-    p.add_argument("--ckpt", help="checkpoint to resume from (continues the same MLflow run)")
+    _add_config_args(p, config_required=False)
+    p.add_argument("--ckpt", help="checkpoint to resume from (continues the same MLflow run; its config is "
+                                  "used when --config is absent)")
     p.set_defaults(func=cmd_fit)
 
     for stage, text in (("validate", "score a checkpoint on the validation clips"),
@@ -311,3 +308,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except Stopped as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        return exc.exit_code

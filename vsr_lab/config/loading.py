@@ -361,15 +361,25 @@ def validate_config(cfg: DictConfig, sources: "Sources | str" = "config") -> Non
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DictConfig:
     """Schema defaults <- each file of the `extends:` chain <- command-line overrides, checked."""
-    cfg = copy.deepcopy(_schema_defaults())
     layers: list[tuple[str, Any]] = config_layers(path) if path is not None else []
+    return _load_layers(layers, overrides, str(path) if path else "defaults")
+
+
+def load_saved_config(source: str, data: dict, overrides: Sequence[str] = ()) -> DictConfig:
+    """Schema defaults <- a config saved elsewhere (a checkpoint's; `source` names it in errors)
+    <- command-line overrides, checked like a file."""
+    return _load_layers([(source, data)], overrides, source)
+
+
+def _load_layers(layers: list[tuple[str, Any]], overrides: Sequence[str], name: str) -> DictConfig:
+    cfg = copy.deepcopy(_schema_defaults())
     for source, data in layers:
         cfg = _merge_layer(cfg, data, source)
     if overrides:
         parsed = parse_overrides(overrides)
         cfg = _merge_layer(cfg, parsed, "command line")
         layers.append(("command line", parsed))
-    validate_config(cfg, Sources(layers, str(path) if path else "defaults"))
+    validate_config(cfg, Sources(layers, name))
     return cfg
 
 

@@ -6,8 +6,10 @@ one batch per epoch however many `trainer.val_every` asked for. `DrawSampler` in
 reshuffled at every pass, so each item is drawn equally often. Draw d of item i is yielded as
 the index `i + len(dataset) * d`; datasets read it as item `index % len` and give every draw its
 own randomness (window, crop, flips, degradation), so a repeated clip is a new sample. The stream
-depends only on (seed, position), so a resumed run continues it exactly. Under DDP, process r
-of w takes positions r, r + w, r + 2w, ... of each epoch's draws.
+depends only on (seed, position), and an epoch starts at the position of the draws done so far
+(`start_at`; by default epoch * draws per epoch), so a resumed run continues it exactly, also when
+the resume changes the epoch length (`trainer.val_every`). Under DDP, process r of w takes
+positions r, r + w, r + 2w, ... of each epoch's draws.
 """
 
 from __future__ import annotations
@@ -39,18 +41,22 @@ class DrawSampler(DistributedSampler):
         self.num_samples = num_samples
         self.num_replicas, self.rank = num_replicas, rank
         self.seed = [seed] if isinstance(seed, int) else list(seed)
-        self.epoch = 0
+        self.start = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning before each epoch (and on resume): epoch e covers stream positions
-        [e * num_samples, (e + 1) * num_samples)."""
-        self.epoch = epoch
+        """Called by Lightning before each epoch: epoch e covers stream positions
+        [e * num_samples, (e + 1) * num_samples) unless `start_at` says otherwise."""
+        self.start = epoch * self.num_samples
+
+    def start_at(self, position: int) -> None:
+        """The next epoch starts at stream `position` (the draws of all processes done so far)."""
+        self.start = position
 
     def _pass(self, number: int) -> np.ndarray:
         return np.random.default_rng(np.random.SeedSequence([*self.seed, number])).permutation(self.size)
 
     def __iter__(self) -> Iterator[int]:
-        first = self.epoch * self.num_samples
+        first = self.start
         number, order = -1, None
         for position in range(first + self.rank, first + self.num_samples, self.num_replicas):
             pass_number, offset = divmod(position, self.size)

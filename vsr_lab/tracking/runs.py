@@ -218,3 +218,27 @@ def study_trials(tracking_uri: str, experiment: str, study: str) -> tuple[pd.Dat
     frame = runs_frame(runs)
     frame["trial"] = [int(r.data.tags.get(TRIAL_TAG, -1)) for r in runs]
     return frame.sort_values("trial").reset_index(drop=True), [o for o, _ in pairs], [d for _, d in pairs]
+
+
+RESUME_TAG = "vsr_lab.resume"  # on a fit whose last resume stopped early: what happened
+
+
+def settle_stopped_fit(client: MlflowClient, run_id: str, status_before: str | None, exc: BaseException,
+                       batches_done: int, max_batches: int) -> str:
+    """The MLflow status of a fit that stopped on `exc` (Lightning has just marked it FAILED).
+
+    A resume of a FINISHED run that stops (Ctrl-C, SIGTERM, an error) leaves it FINISHED: what it
+    had trained and validated is still whole, and its checkpoints are those of its last
+    validation. The tag RESUME_TAG says how far the resume got. Otherwise an interruption (Ctrl-C,
+    SIGTERM; Lightning turns both into SystemExit) is KILLED and an error FAILED.
+    """
+    interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+    what = "interrupted" if interrupted else f"failed ({exc.__class__.__name__}: {exc})"
+    if status_before == RunStatus.to_string(RunStatus.FINISHED):
+        status = status_before
+        client.set_tag(run_id, RESUME_TAG, f"the resume to {max_batches} batches {what} after batch {batches_done}; "
+                                           "the run and its checkpoints are as its last validation left them")
+    else:
+        status = "KILLED" if interrupted else "FAILED"
+    client.set_terminated(run_id, status)
+    return status

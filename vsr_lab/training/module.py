@@ -318,9 +318,12 @@ class VSRModule(L.LightningModule):
         self._metrics_to_device()
 
     def on_train_epoch_start(self) -> None:
-        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        loader = self.trainer.train_dataloader
+        dataset, sampler = getattr(loader, "dataset", None), getattr(loader, "sampler", None)
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(self.current_epoch)
+        if hasattr(sampler, "start_at"):  # the stream goes on from the draws done, whatever the epoch length
+            sampler.start_at(self.batches_done * loader.batch_size * self.trainer.world_size)
 
     # ----- evaluation --------------------------------------------------------------------------
     def _score_batch(self, batch: dict) -> torch.Tensor:

@@ -15,7 +15,9 @@ one run, as a single-process one does.
 from __future__ import annotations
 
 import json
+import math
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,16 +25,17 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from vsr_lab.config.loading import flatten, to_yaml
 from vsr_lab.config.rules import validation_divides_training
 from vsr_lab.data.datamodule import VSRDataModule
-from vsr_lab.errors import UserError
+from vsr_lab.errors import Stopped, UserError
 from vsr_lab.tracking.checkpoints import log_checkpoints
 from vsr_lab.tracking.mlflow_setup import absolute_uri, check_tracking_uri, log_config, make_logger, new_run_name
 from vsr_lab.tracking.run_folders import RUN_RECORD  # run.json: which MLflow run (and store) a folder is
-from vsr_lab.tracking.runs import GROUP_TAG, STAGE_TAG, create_evaluation_run, tracking_client
+from vsr_lab.tracking.runs import GROUP_TAG, STAGE_TAG, create_evaluation_run, settle_stopped_fit, tracking_client
 from vsr_lab.training.callbacks import DegradationStrip, GeneratorEMA, ValidationSamples
 from vsr_lab.training.checkpoints import CKPT_KEY, check_fits, format_fields, load_checkpoint
 from vsr_lab.training.module import VSRModule
@@ -88,17 +91,45 @@ class RunMetadata(L.Callback):
         }
 
 
-def training_epochs(cfg: DictConfig) -> tuple[int, int]:
-    """(epochs, batches per epoch): validation runs after every `trainer.val_every` batches.
+def training_epochs(cfg: DictConfig, resume: ResumePoint | None = None) -> tuple[int, int]:
+    """(most epochs, batches per epoch): validation runs after every `trainer.val_every` batches.
     The training loader yields exactly that many batches per epoch whatever the dataset's size
-    (`vsr_lab.data.sampling.DrawSampler`), so a fit trains exactly `trainer.max_batches`.
+    (`vsr_lab.data.sampling.DrawSampler`). A resume counts the epochs left from the batches left,
+    since its epochs may be of another length than the checkpoint's; `StopAtMaxBatches` ends the
+    fit at exactly `trainer.max_batches` either way.
     `load_config` has checked the lengths (config/rules.py); a config made another way is checked here.
     """
     problem = validation_divides_training(cfg)
     if problem:
         raise UserError(f"config: {problem}")
     total, every = cfg.trainer.max_batches, min(cfg.trainer.val_every, cfg.trainer.max_batches)
-    return total // every, every
+    if resume is None:
+        return total // every, every
+    # the checkpoint's epoch, its unfinished part, then whole epochs over the batches left
+    return resume.epoch + 1 + math.ceil((total - resume.batches_done) / every), every
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a checkpoint left its fit: batches trained and Lightning's epoch index."""
+
+    batches_done: int
+    epoch: int
+
+
+class StopAtMaxBatches(L.Callback):
+    """Ends the fit after batch `trainer.max_batches`, validating there, whatever the epochs say.
+
+    Fresh fits end there anyway (max_batches is a multiple of the epoch length); a resume whose
+    epoch length changed would otherwise run on to its epoch count (batch 620 of 620, then 680).
+    """
+
+    def __init__(self, max_batches: int):
+        self.max_batches = max_batches
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.batches_done + 1 >= self.max_batches:  # batches_done counts the batches before this one
+            trainer.should_stop = True  # Lightning validates when a fit is stopped this way
 
 
 def _trainer_kwargs(cfg: DictConfig, logger) -> dict:
@@ -118,8 +149,9 @@ def trainer_strategy(name: str) -> str:
     return f"{name}_find_unused_parameters_true" if name in DDP_STRATEGIES else name
 
 
-def build_trainer(cfg: DictConfig, run: RunInfo, logger, extra_callbacks=()) -> L.Trainer:
-    epochs, per_epoch = training_epochs(cfg)
+def build_trainer(cfg: DictConfig, run: RunInfo, logger, extra_callbacks=(),
+                  resume: ResumePoint | None = None) -> L.Trainer:
+    epochs, per_epoch = training_epochs(cfg, resume)
     folder = run.run_dir / "checkpoints"
     best = ModelCheckpoint(dirpath=folder, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
                            auto_insert_metric_name=False)
@@ -132,8 +164,8 @@ def build_trainer(cfg: DictConfig, run: RunInfo, logger, extra_callbacks=()) -> 
     progress = [BatchProgressBar(cfg.trainer.max_batches)] if cfg.trainer.progress_bar else []
     return L.Trainer(
         **_trainer_kwargs(cfg, logger), max_epochs=epochs, limit_train_batches=per_epoch,
-        callbacks=[best, last, ValidationSamples(cfg.tracking.log_images), RunMetadata(cfg, run), *progress,
-                   *extra_callbacks],
+        callbacks=[best, last, StopAtMaxBatches(cfg.trainer.max_batches), ValidationSamples(cfg.tracking.log_images),
+                   RunMetadata(cfg, run), *progress, *extra_callbacks],
         default_root_dir=str(run.run_dir),
     )
 
@@ -223,16 +255,29 @@ def fit(cfg: DictConfig, config_path: str | None = None, ckpt: str | None = None
     data.check(("train", "val"))  # bad roots, empty folders, bad degradation settings: before any run
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = VSRModule(OmegaConf.to_container(cfg, resolve=True))  # bad weights paths fail before a run exists
+    saved_epoch = saved.get("epoch", 0) if saved else 0
     if saved:
         check_fits(module, saved, ckpt, OmegaConf.to_container(cfg, resolve=True))
         del saved  # Lightning loads it again, with the optimizer states
     run, logger = _start_run(cfg, config_path, meta, tags)
+    status_before = None
     if meta and launch_rank(cfg) == 0:  # one record and one line, not one per DDP process
         record_resume(run, meta, cfg, ckpt, logger)
+        if logger is not None:
+            status_before = logger.experiment.get_run(run.mlflow_run_id).info.status
         print(f"resuming run {run.name} at batch {done} of {cfg.trainer.max_batches}")
     history = ValidationHistory()
-    trainer = build_trainer(cfg, run, logger, [history, DegradationStrip(cfg), *extra_callbacks])
-    trainer.fit(module, data, ckpt_path=ckpt)
+    resume = ResumePoint(done, int(saved_epoch)) if meta else None
+    trainer = build_trainer(cfg, run, logger, [history, DegradationStrip(cfg), *extra_callbacks], resume)
+    try:
+        trainer.fit(module, data, ckpt_path=ckpt)
+    except BaseException as exc:
+        if logger is not None and trainer.is_global_zero:
+            settle_stopped_fit(logger.experiment, run.mlflow_run_id, status_before, exc, module.batches_done,
+                               cfg.trainer.max_batches)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):  # Lightning turns Ctrl-C and SIGTERM into exits
+            raise stopped_fit(exc, run, module.batches_done, cfg.trainer.max_batches) from None
+        raise
     if logger is not None and trainer.is_global_zero:
         log_checkpoints(logger.experiment, run.mlflow_run_id, run.run_dir / "checkpoints",
                         cfg.tracking.log_checkpoints)
@@ -240,6 +285,17 @@ def fit(cfg: DictConfig, config_path: str | None = None, ckpt: str | None = None
     run.summary = fit_summary(run.name, run.run_dir, history, module.batches_done, cfg.trainer.max_batches,
                               time.monotonic() - started, _mlflow_where(cfg, run.mlflow_run_id))
     return trainer, run
+
+
+def stopped_fit(exc: BaseException, run: RunInfo, batches_done: int, max_batches: int) -> Stopped:
+    """What to tell the user when a fit is stopped: where it stopped and how to go on."""
+    term = isinstance(exc, SIGTERMException)
+    last = run.run_dir / "checkpoints" / "last.ckpt"
+    kept = "" if not last.exists() else (
+        f"; {last} holds batch {checkpoint_meta(load_checkpoint(last))['batches_done']}: go on with "
+        f"python -m vsr_lab fit --ckpt {last} trainer.max_batches={max_batches}")
+    return Stopped(f"{'SIGTERM' if term else 'interrupted'}: run {run.name} stopped after batch {batches_done} "
+                   f"of {max_batches}{kept}", 128 + (signal.SIGTERM if term else signal.SIGINT))
 
 
 def _evaluation_logger(cfg: DictConfig, stage: str, ckpt: str | None, meta: dict | None):
