@@ -178,3 +178,29 @@ def test_full_reference_metric_without_gt_is_an_error(tmp_path, capsys):
     assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--metrics", "piqe,lpips"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'lpips' is a full-reference metric and needs --gt" in err
+
+
+def test_the_pyiqa_table_agrees_with_the_installed_pyiqa():
+    """Names are listed from pyiqa_table.py (no pyiqa import at config load): every row must say
+    what the installed pyiqa says of that metric."""
+    from pyiqa.default_model_configs import DEFAULT_CONFIGS
+
+    from vsr_lab.metrics.perceptual.pyiqa_table import PYIQA_METRICS
+
+    assert len(PYIQA_METRICS) > 100
+    for name, (reference, lower_better) in PYIQA_METRICS.items():
+        cfg = DEFAULT_CONFIGS[name]
+        assert (cfg["metric_mode"] == "FR", bool(cfg.get("lower_better", False))) == (reference, lower_better), name
+
+
+def test_a_metric_the_table_lacks_is_found_in_the_installed_pyiqa(monkeypatch):
+    """A newer pyiqa's metric (simulated: one row removed) is still a valid choice."""
+    from vsr_lab.metrics.perceptual import pyiqa_table
+
+    monkeypatch.delitem(pyiqa_table.PYIQA_METRICS, "musiq")
+    monkeypatch.delitem(PERCEPTUAL_METRICS._entries, "musiq")
+    monkeypatch.setattr(PERCEPTUAL_METRICS, "_fell_back", False)
+    assert "musiq" not in PERCEPTUAL_METRICS.names()
+    assert "musiq" in PERCEPTUAL_METRICS and PERCEPTUAL_METRICS.get("musiq").pyiqa_name == "musiq"
+    with pytest.raises(UserError, match="'musiq' needs the weight file"):  # accepted as a name, then checked
+        load_config(None, ["metrics.perceptual=[musiq]"])

@@ -320,6 +320,8 @@ def validate_choices(data: dict, sources: "Sources | str" = "config") -> None:
         for path, value in _values_at(data, key.split(".")):
             source = sources.of(path)[1]
             for item in (value if meta.get("each") else [value]):
+                if item not in allowed and "registry" in meta and item in meta["registry"]:
+                    continue  # found only at run time (a newer pyiqa's metric): the registry looked it up
                 if item not in allowed and meta.get("each"):
                     raise UserError(f"{source}: key '{key}': {item!r} is not one of {_listed(allowed, item)}")
                 if item not in allowed:
@@ -331,7 +333,7 @@ def run_registry_checks(cfg: DictConfig, data: dict, sources: "Sources | str" = 
     of the config it needs (e.g. a metric's weight files), so that fails at load time too."""
     sources = _as_sources(sources)
     for key, meta in choice_fields().items():
-        if "registry" not in meta:
+        if "registry" not in meta or not meta["registry"].checks_config:
             continue
         for path, value in _values_at(data, key.split(".")):
             checks = {getattr(meta["registry"].get(item), "check_config", None)

@@ -1,7 +1,7 @@
 """The built-in `niqe_local` model: NIQE's pristine Gaussian fitted on the sample clips' training
 photos, on first use, and cached.
 
-The photos are the ones training clips are cut from (`synthetic.TRAIN_PHOTOS`, with the same
+The photos are the ones training clips are cut from (`builtin_photos.TRAIN_PHOTOS`, with the same
 pre-smoothing), so `niqe_local` measures how far frames are from the statistics of our own
 pristine frames. The validation photos are held out: they are what validation scores, and what
 tests/test_niqe_local.py degrades to check the model. The fit takes tens of CPU-seconds; the
@@ -24,7 +24,8 @@ def default_cache_dir() -> Path:
 
 def niqe_local_params(cache_dir: str | Path | None = None) -> Path:
     """Path of the built-in niqe_local parameter file, fitted now if it is not cached yet."""
-    from vsr_lab.data.synthetic import PHOTO_BLUR_SIGMA, TRAIN_PHOTOS, load_photo
+    from vsr_lab.data.builtin_photos import TRAIN_PHOTOS
+    from vsr_lab.data.synthetic import PHOTO_BLUR_SIGMA, load_photo
     from vsr_lab.metrics.perceptual.niqe_local import LOCAL_BLOCK, SHARPNESS_THRESHOLD, fit_params, save_params
 
     key = repr((FIT_VERSION, TRAIN_PHOTOS, PHOTO_BLUR_SIGMA, LOCAL_BLOCK, SHARPNESS_THRESHOLD))

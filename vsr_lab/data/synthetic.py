@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from skimage import data as skdata
 from torchvision.transforms.v2.functional import gaussian_blur
 
+from vsr_lab.data.builtin_photos import SPLITS, TEST_PHOTOS, TRAIN_PHOTOS, VAL_PHOTOS
 from vsr_lab.data.degradations.bicubic import BicubicDegradation
 from vsr_lab.data.video_io import read_image
 from vsr_lab.ops.flow import in_view_mask
@@ -37,66 +36,6 @@ from vsr_lab.ops.resize import bicubic_downsample, bicubic_upsample
 from vsr_lab.errors import UserError
 from vsr_lab.registry import BUILTIN_PHOTOS, DATA_SOURCES
 
-
-@dataclass(frozen=True)
-class BuiltinPhoto:
-    """A photo bundled in the scikit-image wheel (no download): its loader, central crop side
-    (None: whole) and downscale factor. `held_out` ("validation" / "test") marks the photos
-    validation and test clips are cut from, which `data.train_photos` may not name."""
-
-    name: str
-    loader: Callable[[], np.ndarray]
-    crop: int | None = None
-    factor: int = 1
-    held_out: str | None = None
-
-    def check_config(self, cfg, key: str, source: str) -> None:
-        """Called by the config loader for each name in `data.train_photos`."""
-        if self.held_out:
-            raise UserError(f"{source}: key '{key}': {self.name!r} is a {self.held_out} photo, held out "
-                            f"from training; choose from {', '.join(TRAINABLE_PHOTOS)}")
-
-
-def _register(*photos: BuiltinPhoto) -> None:
-    for photo in photos:
-        BUILTIN_PHOTOS.register(photo.name)(photo)
-
-
-_register(
-    BuiltinPhoto("astronaut", skdata.astronaut),
-    BuiltinPhoto("chelsea", skdata.chelsea),
-    BuiltinPhoto("immunohistochemistry", skdata.immunohistochemistry),
-    BuiltinPhoto("motorcycle", lambda: skdata.stereo_motorcycle()[0]),
-    BuiltinPhoto("retina", skdata.retina, crop=960, factor=2),  # crop inside the black-bordered disc
-    BuiltinPhoto("brick", skdata.brick),  # grey texture, for fine detail
-    # more training photos, for `data.train_photos` (grey ones become three equal channels)
-    BuiltinPhoto("grass", skdata.grass),
-    BuiltinPhoto("moon", skdata.moon),
-    BuiltinPhoto("page", skdata.page),
-    BuiltinPhoto("text", skdata.text),
-    BuiltinPhoto("clock", skdata.clock),
-    BuiltinPhoto("cell", skdata.cell),
-    BuiltinPhoto("coffee", skdata.coffee, held_out="validation"),
-    BuiltinPhoto("rocket", skdata.rocket, held_out="validation"),
-    # held out for `test`: used by neither train nor validation; CC0 or public domain
-    BuiltinPhoto("camera", skdata.camera, held_out="test"),
-    BuiltinPhoto("hubble_deep_field", skdata.hubble_deep_field, held_out="test"),
-    BuiltinPhoto("gravel", skdata.gravel, held_out="test"),
-    BuiltinPhoto("coins", skdata.coins, held_out="test"),
-)
-# The default training photos (`data.train_photos`; the built-in niqe_local fit reads these too).
-TRAIN_PHOTOS: tuple[str, ...] = ("astronaut", "chelsea", "immunohistochemistry", "motorcycle", "retina", "brick")
-
-
-def _photos_held_out_for(role: str | None) -> tuple[str, ...]:
-    """The registered photos whose `held_out` is `role` (None: those training may use), in order."""
-    return tuple(name for name in BUILTIN_PHOTOS.names() if BUILTIN_PHOTOS.get(name).held_out == role)
-
-
-VAL_PHOTOS: tuple[str, ...] = _photos_held_out_for("validation")
-TEST_PHOTOS: tuple[str, ...] = _photos_held_out_for("test")
-TRAINABLE_PHOTOS: tuple[str, ...] = _photos_held_out_for(None)
-SPLITS: dict[str, tuple[str, ...]] = {"train": TRAIN_PHOTOS, "val": VAL_PHOTOS, "test": TEST_PHOTOS}
 
 # Gaussian pre-smoothing (photo pixels): removes the near-Nyquist content that bilinear
 # resampling reproduces badly, while leaving the detail that x4 SR has to recover.

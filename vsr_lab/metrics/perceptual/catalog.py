@@ -1,8 +1,9 @@
 """The perceptual metrics a config may name (`metrics.perceptual`, `evaluate --metrics`), each
 registered in `PERCEPTUAL_METRICS` with what it compares, its direction and its weight files.
 
-Every pyiqa metric is available under pyiqa's name, plus `niqe_local` (our NIQE model, fitted on
-the sample clips' training photos). For the metrics papers in this field report, the files pyiqa
+Every pyiqa metric is available under pyiqa's name (listed from pyiqa_table.py, so listing and
+checking names imports no pyiqa), plus `niqe_local` (our NIQE model, fitted on the sample clips'
+training photos). For the metrics papers in this field report, the files pyiqa
 would download are listed here (names from pyiqa 0.1.16's sources), so a missing one is reported
 when the config is loaded; for any other pyiqa name a missing file is found when the metric is
 built (before training), by the same offline guard (`weights.py`).
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsr_lab.errors import UserError
+from vsr_lab.metrics.perceptual.pyiqa_table import PYIQA_METRICS
 from vsr_lab.registry import PERCEPTUAL_METRICS
 
 # Sub-folders of a weights folder: the layout of a torch hub directory (e.g. ~/.cache/torch/hub),
@@ -79,12 +81,6 @@ class MetricSpec:
             raise UserError(f"{source}: key 'metrics.pretrained': {unknown[0]!r} is not in metrics.perceptual")
 
 
-def _pyiqa_configs() -> dict:
-    from pyiqa.default_model_configs import DEFAULT_CONFIGS  # seconds to import: only on first lookup
-
-    return DEFAULT_CONFIGS
-
-
 _ALEX = WeightFile(TORCHVISION, "alexnet-owt-7be5be79.pth", "torchvision AlexNet, ImageNet")
 _VGG16 = WeightFile(TORCHVISION, "vgg16-397923af.pth", "torchvision VGG16, ImageNet")
 # name -> files pyiqa 0.1.16 loads when the metric is built with its defaults.
@@ -109,17 +105,29 @@ NOTES = {"maniqa": "also needs timm's vit_base_patch8_224 in the Hugging Face ca
 BUILT_IN = ("psnr", "ssim")
 
 
-def _register_pyiqa_metrics() -> None:
-    for name, cfg in _pyiqa_configs().items():
-        if cfg.get("metric_mode") not in ("FR", "NR") or name in BUILT_IN:
-            continue  # fid, inception_score: scores of sets, not of frames
-        PERCEPTUAL_METRICS.register(name)(MetricSpec(
-            name, reference=cfg["metric_mode"] == "FR", lower_better=bool(cfg.get("lower_better", False)),
-            files=KNOWN_FILES.get(name, ()), files_known=name in KNOWN_FILES, pyiqa_name=name,
-            note=NOTES.get(name, "")))
+def _register_pyiqa_metric(name: str, reference: bool, lower_better: bool) -> None:
+    PERCEPTUAL_METRICS.register(name)(MetricSpec(
+        name, reference=reference, lower_better=lower_better, files=KNOWN_FILES.get(name, ()),
+        files_known=name in KNOWN_FILES, pyiqa_name=name, note=NOTES.get(name, "")))
 
 
-_register_pyiqa_metrics()
+def register_installed_pyiqa() -> None:
+    """Register the installed pyiqa's frame metrics that PYIQA_METRICS does not list (a newer
+    pyiqa's); the registry calls this only for a name it does not know (seconds: imports pyiqa)."""
+    from pyiqa.default_model_configs import DEFAULT_CONFIGS
+
+    for name, cfg in DEFAULT_CONFIGS.items():
+        if cfg.get("metric_mode") in ("FR", "NR") and name not in BUILT_IN and name not in PYIQA_METRICS:
+            _register_pyiqa_metric(name, cfg["metric_mode"] == "FR", bool(cfg.get("lower_better", False)))
+
+
+for _name, (_reference, _lower_better) in PYIQA_METRICS.items():
+    _register_pyiqa_metric(_name, _reference, _lower_better)
+# Our NIQE model (niqe_local.py); its parameter file is `metrics.pretrained.niqe_local` (a
+# `niqe-fit` output) or, by default, the built-in fit (`vsr_lab.data.pristine`).
+PERCEPTUAL_METRICS.register("niqe_local")(MetricSpec(
+    "niqe_local", reference=False, lower_better=True, files=(), pyiqa_name=None,
+    note="NIQE fitted on the sample clips' training photos (32-pixel blocks)"))
 
 
 def metric_spec(name: str, key: str = "metrics.perceptual") -> MetricSpec:

@@ -31,8 +31,6 @@ import numpy as np
 import scipy.io
 import torch
 
-from vsr_lab.metrics.perceptual.catalog import MetricSpec
-from vsr_lab.registry import PERCEPTUAL_METRICS
 
 SHARPNESS_THRESHOLD = 0.75  # estimatemodelparam.m: sh_th
 PUBLISHED_BLOCK = 96  # the published model's block size (pyiqa's NIQE)
@@ -172,10 +170,3 @@ class NIQEModel(torch.nn.Module):
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return niqe_score(images.detach(), self.mu, self.cov, self.block)
-
-
-# Registered here, where it is defined; its parameter file is `metrics.pretrained.niqe_local`
-# (a `niqe-fit` output) or, by default, the built-in fit (`vsr_lab.data.pristine`).
-PERCEPTUAL_METRICS.register("niqe_local")(MetricSpec(
-    "niqe_local", reference=False, lower_better=True, files=(), pyiqa_name=None,
-    note="NIQE fitted on the sample clips' training photos (32-pixel blocks)"))
