@@ -135,7 +135,7 @@ def test_parallel_workers_share_one_sqlite_store(store):
 
 def test_configs_take_several_comma_separated_globs():
     from vsr_lab.errors import UserError
-    from vsr_lab.ablation.runner import expand_configs
+    from vsr_lab.config.loading import expand_configs
 
     got = expand_configs(f"{REPO}/ablations/full.yaml, {REPO}/ablations/no_r*.yaml,{REPO}/ablations/full.yaml")
     assert [p.rsplit("/", 1)[-1] for p in got] == ["full.yaml", "no_recurrence.yaml"]

@@ -16,14 +16,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vsr_lab"
 
 # Layer of each top-level part of vsr_lab: a module may import only parts of its own layer or below.
 LAYERS = {
-    "ops": 0, "errors": 0, "registry": 0, "console": 0,
+    "ops": 0, "errors": 0, "registry": 0, "console": 0, "devices": 0, "json_output": 0,
     "config": 1, "media": 1,
     "data": 2, "models": 2, "metrics": 2, "losses": 2,
     "tracking": 3,
-    "training": 4, "inference": 4,
-    "ablation": 5, "studies": 5, "score_files": 5, "bench": 5, "niqe_fit": 5, "bench_train": 5, "merge_lora": 5,
-    "headroom": 5,
-    "cli": 6, "__main__": 6, "__init__": 6,
+    "training": 4, "inference": 4, "evaluation": 4, "reporting": 4,
+    "ablation": 5, "studies": 5, "benchmarks": 5, "score_files": 5,
+    "commands": 6, "cli": 6, "__main__": 6, "__init__": 6,
 }
 # Same-layer pairs that must stay apart, and parts that may use only the bottom layer.
 FORBIDDEN = {("data", "models"), ("models", "data")}
@@ -123,3 +122,16 @@ def test_the_checker_sees_a_planted_cycle_and_a_sideways_import():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"vsr_lab.models.x": {"vsr_lab.models"}, "vsr_lab.models": {"vsr_lab.models.x"}}) is None
     assert ("data", "models") in FORBIDDEN and LAYERS["metrics"] == LAYERS["models"]
+
+
+def test_one_commands_floor():
+    """Every subcommand is a module of vsr_lab/commands listed in cli.COMMANDS, and parsers are
+    declared nowhere else."""
+    from vsr_lab.cli import COMMANDS
+
+    commands = PACKAGE / "commands"
+    declaring = {p.stem for p in commands.glob("*.py") if "def add_parser(" in p.read_text()}
+    assert declaring == set(COMMANDS.values())
+    elsewhere = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                 if "add_parser(" in p.read_text() and p.parent != commands and p.name != "cli.py"]
+    assert not elsewhere, elsewhere

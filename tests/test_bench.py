@@ -10,7 +10,7 @@ from sd21_narrow import ALL_STAGES, NARROW, narrow_cfg
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from vsr_lab.bench import format_table, run_bench
+from vsr_lab.benchmarks.generator import format_table, run_bench
 from vsr_lab.cli import main
 from vsr_lab.models.build import build_unpruned_generator
 from vsr_lab.models.pruning import frame_flops

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from vsr_lab.cli import main
-from vsr_lab.ablation import comparison
+from vsr_lab.reporting import comparison
 from vsr_lab.tracking.runs import load_runs, study_trials
 
 from sweep_helpers import fake_store

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from vsr_lab.cli import main
 from vsr_lab.config.loading import load_config
-from vsr_lab.headroom import measure
+from vsr_lab.evaluation.headroom import measure
 from vsr_lab.ops.linear_sr import NormalEquations, apply_filter, neighbourhoods, subpixel_blocks
 
 from conftest import REPO

@@ -14,7 +14,7 @@ from conftest import TINY_OVERRIDES
 from vsr_lab.cli import main
 from vsr_lab.config import load_config
 from vsr_lab.errors import UserError
-from vsr_lab.merge_lora import load_lora_module
+from vsr_lab.training.lora_merge import load_lora_module
 from vsr_lab.models.backbone.sd21 import PROMPT_EMBEDDING_FILE, build_sd21_modules, save_prompt_embedding
 from vsr_lab.models.build import build_generator
 from vsr_lab.training.lora_checkpoint import BASE_WEIGHTS_KEY

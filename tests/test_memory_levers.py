@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from sd21_narrow import narrow_cfg
 
 from conftest import REPO
-from vsr_lab.bench_train import format_train_table, measure_train_step
+from vsr_lab.benchmarks.training_step import format_train_table, measure_train_step
 from vsr_lab.cli import main
 from vsr_lab.config import load_config
 from vsr_lab.models.build import build_generator

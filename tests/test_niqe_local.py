@@ -18,7 +18,7 @@ import pytest
 import torch
 from torchvision.transforms.v2.functional import gaussian_blur
 
-from vsr_lab import niqe_fit
+from vsr_lab.evaluation import niqe_fit
 from vsr_lab.cli import main
 from vsr_lab.data.pristine import niqe_local_params
 from vsr_lab.data.builtin_photos import TRAIN_PHOTOS, VAL_PHOTOS

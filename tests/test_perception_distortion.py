@@ -11,7 +11,7 @@ import pytest
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from nbclient import NotebookClient
 
-from vsr_lab.ablation import comparison
+from vsr_lab.reporting import comparison
 from vsr_lab.cli import main
 from vsr_lab.tracking.runs import load_runs
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vsr_lab.ablation.runner import expand_configs
+from vsr_lab.config.loading import expand_configs
 from vsr_lab.cli import build_parser
 from vsr_lab.config import load_config
 from vsr_lab.config.schema import TrackingConfig, VSRConfig

@@ -7,7 +7,6 @@ runs those pairs again. A failing pair is reported and the others go on.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import multiprocessing
@@ -19,9 +18,9 @@ from pathlib import Path
 
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from vsr_lab.config.loading import load_config
+from vsr_lab.config.loading import expand_configs, load_config
 from vsr_lab.errors import UserError
-from vsr_lab.ablation import comparison
+from vsr_lab.reporting import comparison
 from vsr_lab.tracking.runs import (GROUP_TAG, SEED_TAG, child_runs, experiment_id, find_or_create_parent,
                                        mark_stale, runs_frame, tracking_client)
 
@@ -47,19 +46,6 @@ class AblationResult:
     skipped: list[Pair] = field(default_factory=list)
     failed: dict[Pair, str] = field(default_factory=dict)
     table: str = ""
-
-
-def expand_configs(pattern: str) -> list[str]:
-    """Config files matching a glob, or several globs separated by commas."""
-    paths: set[str] = set()
-    for part in filter(None, (p.strip() for p in pattern.split(","))):
-        matches = [str(Path(p).resolve()) for p in glob.glob(part) if p.endswith((".yaml", ".yml"))]
-        if not matches:
-            raise UserError(f"--configs: no YAML file matches {part!r}")
-        paths.update(matches)
-    if not paths:
-        raise UserError(f"--configs: no YAML file matches {pattern!r}")
-    return sorted(paths)
 
 
 def ablation_name(configs: list[str], overrides: list[str]) -> str:

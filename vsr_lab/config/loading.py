@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import difflib
 import functools
+import glob
 import typing
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -403,3 +404,16 @@ def flatten(cfg: DictConfig) -> dict[str, object]:
 
     walk(OmegaConf.to_container(cfg, resolve=True), "")
     return out
+
+
+def expand_configs(pattern: str) -> list[str]:
+    """Config files matching a glob, or several globs separated by commas."""
+    paths: set[str] = set()
+    for part in filter(None, (p.strip() for p in pattern.split(","))):
+        matches = [str(Path(p).resolve()) for p in glob.glob(part) if p.endswith((".yaml", ".yml"))]
+        if not matches:
+            raise UserError(f"--configs: no YAML file matches {part!r}")
+        paths.update(matches)
+    if not paths:
+        raise UserError(f"--configs: no YAML file matches {pattern!r}")
+    return sorted(paths)

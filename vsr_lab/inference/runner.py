@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from vsr_lab.devices import resolve_device
 from vsr_lab.errors import UserError
 from vsr_lab.inference.jobs import Job, plan_jobs
 from vsr_lab.inference.memory import PeakMemory
@@ -60,15 +61,6 @@ class UpscaleRequest:
     devices: int = 1
     num_nodes: int = 1
     progress: bool = True
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device available")
-    return dev
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
@@ -128,15 +120,7 @@ def upscale(req: UpscaleRequest) -> tuple[list[dict], float, PeakMemory] | None:
     the other ranks of a multi-process run."""
     jobs, batch = plan_jobs(req.input, req.output, req.codec, req.frames, req.overwrite)
     _check_request(req, jobs, batch)
-    generator, cfg = load_generator(req.ckpt, req.config, req.overrides)
-    flow = make_flow(req, cfg, generator.recurrent)
-    device = resolve_device(req.device)
-    precision = resolve_precision(req.precision, device)
-    budget = int(req.memory_budget_gb * 2 ** 30) if req.memory_budget_gb else None
-    settings = UpscaleSettings(tile=resolve_tile(req.tile), tile_overlap=req.tile_overlap, memory_budget=budget,
-                               color_fix=req.color_fix, codec=req.codec, crf=req.crf, frames=req.frames,
-                               fps=Fraction(req.fps).limit_denominator(100_000) if req.fps else None,
-                               reader=req.reader)
+    generator, flow, settings, device, precision = prepare(req)
     records = [VideoResult(str(j.input), str(j.output), status="skipped").as_dict() for j in jobs if j.skip]
     todo = [j for j in jobs if not j.skip]
     t0 = time.perf_counter()
@@ -156,6 +140,20 @@ def upscale(req: UpscaleRequest) -> tuple[list[dict], float, PeakMemory] | None:
         else:
             records += _run_here(todo, generator, flow, settings, device, precision, batch, req.progress)
     return records, time.perf_counter() - t0, peak
+
+
+def prepare(req: UpscaleRequest) -> tuple:
+    """(generator, flow estimator, settings, device, precision) of a request: the model loaded."""
+    generator, cfg = load_generator(req.ckpt, req.config, req.overrides)
+    flow = make_flow(req, cfg, generator.recurrent)
+    device = resolve_device(req.device)
+    precision = resolve_precision(req.precision, device)
+    budget = int(req.memory_budget_gb * 2 ** 30) if req.memory_budget_gb else None
+    settings = UpscaleSettings(tile=resolve_tile(req.tile), tile_overlap=req.tile_overlap, memory_budget=budget,
+                               color_fix=req.color_fix, codec=req.codec, crf=req.crf, frames=req.frames,
+                               fps=Fraction(req.fps).limit_denominator(100_000) if req.fps else None,
+                               reader=req.reader)
+    return generator, flow, settings, device, precision
 
 
 def _run_here(jobs: list[Job], generator, flow, settings: UpscaleSettings, device: torch.device, precision: str,
@@ -195,33 +193,3 @@ def run_upscale(req: UpscaleRequest) -> int:
             print(f"skipped (complete output exists): {r['output']}")
     print(summary_line(records, seconds, peak.peak / 2 ** 20, peak.kind))
     return 2 if any(r["status"] == "failed" for r in records) else 0
-
-
-def run_bench(req: UpscaleRequest, size: str, frames: int, json_path: str | None) -> int:
-    """`upscale --bench WxH`: print (and write) the benchmark JSON of the requested settings."""
-    import json
-
-    from vsr_lab.inference.benchmark import bench_upscale
-
-    try:
-        width, height = (int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--bench must be WIDTHxHEIGHT in LR pixels, e.g. 480x270; got {size!r}") from None
-    if width < 8 or height < 8 or frames < 1:
-        raise UserError("--bench needs a size of at least 8x8 and --bench-frames >= 1")
-    if not encoder_available(req.codec):
-        raise UserError(f"--codec {req.codec}: no such video encoder in this PyAV build")
-    generator, cfg = load_generator(req.ckpt, req.config, req.overrides)
-    device = resolve_device(req.device)
-    budget = int(req.memory_budget_gb * 2 ** 30) if req.memory_budget_gb else None
-    settings = UpscaleSettings(tile=resolve_tile(req.tile), tile_overlap=req.tile_overlap, memory_budget=budget,
-                               color_fix=req.color_fix, codec=req.codec, crf=req.crf)
-    upscaler = Upscaler(generator, make_flow(req, cfg, generator.recurrent), settings, device,
-                        resolve_precision(req.precision, device))
-    result = bench_upscale(upscaler, width, height, frames, req.codec)
-    result["config"] = req.config or req.ckpt
-    text = json.dumps(result, indent=2)
-    print(text)
-    if json_path:
-        Path(json_path).write_text(text + "\n")
-    return 0

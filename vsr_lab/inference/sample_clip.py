@@ -1,16 +1,12 @@
-"""A real clip to upscale and score: a camera moving over a scikit-image photo (bundled, nothing
-downloaded), its HR frames as ground truth and its bicubic-downscaled frames as a lossless video.
-
-    python -m vsr_lab.inference.sample_clip OUT_DIR [--photo hubble_deep_field] [--frames 30]
-
-writes OUT_DIR/gt/00000000.png ... and OUT_DIR/lr.mkv (FFV1). The default photos are ones the
-built-in training and validation clips never use. The camera pans, zooms and turns smoothly, with
-sub-pixel motion, so the recurrence has real flow to follow.
+"""A real clip to upscale and score (`python -m vsr_lab sample-clip OUT`): a camera moving over a
+scikit-image photo (bundled, nothing downloaded), its HR frames as ground truth and its
+bicubic-downscaled frames as a lossless video, OUT/gt/00000000.png ... and OUT/lr.mkv (FFV1).
+The camera pans, zooms and turns smoothly, with sub-pixel motion, so the recurrence has real flow
+to follow.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
@@ -21,8 +17,6 @@ import torch
 
 from vsr_lab.ops.resize import bicubic_downsample
 from vsr_lab.data.video_io import write_frame_folder
-
-HELD_OUT_PHOTOS = ("hubble_deep_field", "camera", "colorwheel")
 
 
 def load_photo(name: str) -> np.ndarray:
@@ -73,19 +67,3 @@ def make_sample_clip(out_dir: Path, photo: str = "hubble_deep_field", frames: in
     lr = bicubic_downsample(torch.from_numpy(np.stack(hr)).permute(0, 3, 1, 2).float() / 255, scale)
     lr = (lr * 255).round().byte().permute(0, 2, 3, 1).numpy()
     write_lossless(out_dir / "lr.mkv", list(lr))
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("out_dir")
-    p.add_argument("--photo", default="hubble_deep_field", help=f"a scikit-image photo (held out: {', '.join(HELD_OUT_PHOTOS)})")
-    p.add_argument("--frames", type=int, default=30)
-    p.add_argument("--size", default="256x192", help="HR WxH (multiples of --scale)")
-    p.add_argument("--scale", type=int, default=4)
-    a = p.parse_args()
-    w, h = (int(v) for v in a.size.split("x"))
-    make_sample_clip(Path(a.out_dir), a.photo, a.frames, w, h, a.scale)
-
-
-if __name__ == "__main__":
-    main()

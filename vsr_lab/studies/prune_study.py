@@ -24,9 +24,8 @@ from matplotlib.figure import Figure
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from omegaconf import DictConfig, OmegaConf
 
-from vsr_lab.ablation.comparison import frame_markdown
-from vsr_lab.ablation.runner import expand_configs
-from vsr_lab.config.loading import load_config
+from vsr_lab.reporting.comparison import frame_markdown
+from vsr_lab.config.loading import expand_configs, load_config
 from vsr_lab.data.datamodule import VSRDataModule
 from vsr_lab.errors import UserError
 from vsr_lab.models.pruning import frame_flops, inference_parameters

@@ -23,7 +23,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
-from vsr_lab.ablation import comparison
+from vsr_lab.reporting import comparison
 from vsr_lab.config.loading import load_config
 from vsr_lab.errors import UserError
 from vsr_lab.tracking.locking import sqlite_init_lock

@@ -1,4 +1,4 @@
-"""`runs gc`: find (and with --delete remove) run folders whose MLflow run was deleted.
+"""Run folders whose MLflow run was deleted (for `runs gc`, which lists them and with --delete removes them).
 
 Deleting a run in the MLflow UI (and `mlflow gc`) removes its artifacts, but not the run folder
 under `output_dir` with its checkpoints, which is where the disk goes. Each run folder says which
@@ -12,15 +12,13 @@ pointing the command at the wrong store must not empty `runs/`. Dry run unless `
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from vsr_lab.config.schema import TrackingConfig, VSRConfig
+from vsr_lab.config.schema import TrackingConfig
 from vsr_lab.errors import UserError
 
 RUN_RECORD = "run.json"
@@ -115,38 +113,3 @@ def scan(output_dir: str | Path, tracking_uri: str | None = None) -> list[Folder
         status, detail = _status(clients[uri], record, record.get("run_name") or path.name)
         found.append(Folder(path, folder_bytes(path), status, detail))
     return found
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
-
-
-def cmd_gc(args) -> int:
-    folders = scan(args.output_dir, args.tracking_uri)
-    garbage = [f for f in folders if f.garbage(args.missing)]
-    for f in folders:
-        action = ("deleted" if args.delete else "would delete") if f in garbage else "kept"
-        print(f"{action:>12}  {f.status:<9} {_mb(f.bytes):>10}  {f.path}  ({f.detail})")
-    freed = sum(f.bytes for f in garbage)
-    if args.delete:
-        for f in garbage:
-            shutil.rmtree(f.path)
-        print(f"removed {len(garbage)} of {len(folders)} run folders, {_mb(freed)} freed")
-    else:
-        print(f"{len(garbage)} of {len(folders)} run folders belong to deleted MLflow runs ({_mb(freed)}); "
-              f"dry run: add --delete to remove them")
-    return 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("runs", help="manage run folders (output_dir)")
-    runs_sub = p.add_subparsers(dest="runs_command", required=True)
-    g = runs_sub.add_parser("gc", help="remove run folders whose MLflow run was deleted (dry run by default)")
-    g.add_argument("--output-dir", default=VSRConfig.output_dir,
-                   help=f"folder of run folders (config key output_dir; default: {VSRConfig.output_dir}/)")
-    g.add_argument("--tracking-uri", help="MLflow store to check against (default: the one each run logged to, "
-                                          "from its run.json or config.yaml)")
-    g.add_argument("--missing", action="store_true",
-                   help="also remove folders whose run the store does not hold at all (purged, or another store)")
-    g.add_argument("--delete", action="store_true", help="remove them (default: only list)")
-    g.set_defaults(func=cmd_gc)

@@ -1,4 +1,4 @@
-"""`python -m vsr_lab merge-lora --ckpt C --out DIR`: fold a LoRA checkpoint into plain weights.
+"""`merge-lora --ckpt C --out DIR`: fold a LoRA checkpoint into plain weights.
 
 A LoRA checkpoint holds only adapters and the modules trained in full, plus a reference to the
 pretrained folder. The export folds the adapters into the base weights and writes the folder
@@ -95,11 +95,3 @@ def merge_lora_checkpoint(ckpt: str, out: str) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
-
-
-def cmd_merge_lora(args) -> int:
-    target = merge_lora_checkpoint(args.ckpt, args.out)
-    print(f"wrote {target} (unet/, vae/, {PROMPT_EMBEDDING_FILE}, config.yaml); "
-          f"use it with --config {target / 'config.yaml'} or model.backbone.pretrained_path={target}")
-    return 0
-

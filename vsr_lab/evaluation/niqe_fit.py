@@ -1,4 +1,4 @@
-"""`python -m vsr_lab niqe-fit`: fit NIQE's pristine model on a folder of clean images.
+"""`niqe-fit`: fit NIQE's pristine model on a folder of clean images.
 
 Writes the `.mat` file pyiqa's NIQE loads (`mu_prisparam`, `cov_prisparam`), so the result can be
 used as `metrics.pretrained.niqe_local` (our scorer, any block size) or, with the default 96-pixel
@@ -8,11 +8,10 @@ blocks, as pyiqa's own `niqe` parameter file. The published model was fitted on 
 
 from __future__ import annotations
 
-import argparse
 
 from vsr_lab.errors import UserError
 
-PUBLISHED_BLOCK, SHARPNESS_THRESHOLD = 96, 0.75  # = niqe_local's; here so the CLI starts without torch
+PUBLISHED_BLOCK, SHARPNESS_THRESHOLD = 96, 0.75  # = niqe_local's; here so the command's help needs no torch
 
 
 def fit_folder(images: str, out: str, block: int = PUBLISHED_BLOCK, threshold: float = SHARPNESS_THRESHOLD) -> int:
@@ -42,20 +41,3 @@ def fit_folder(images: str, out: str, block: int = PUBLISHED_BLOCK, threshold: f
         raise UserError(f"--images {images}: {exc}") from None
     save_params(out, mu, cov, block, images=str(images), blocks=blocks)
     return blocks
-
-
-def cmd_niqe_fit(args) -> int:
-    blocks = fit_folder(args.images, args.out, args.block_size, args.threshold)
-    print(f"wrote {args.out}: NIQE pristine model from {blocks} sharp {args.block_size}-pixel blocks")
-    return 0
-
-
-def add_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("niqe-fit", help="fit NIQE's pristine model on a folder of clean images")
-    p.add_argument("--images", required=True, help="folder of clean images (png, jpg, ...)")
-    p.add_argument("--out", required=True, help="parameter file to write (.mat, pyiqa's NIQE format)")
-    p.add_argument("--block-size", type=int, default=PUBLISHED_BLOCK,
-                   help=f"block side in pixels (default {PUBLISHED_BLOCK}, the published model's)")
-    p.add_argument("--threshold", type=float, default=SHARPNESS_THRESHOLD,
-                   help=f"keep blocks sharper than this share of an image's sharpest (default {SHARPNESS_THRESHOLD})")
-    p.set_defaults(func=cmd_niqe_fit)

@@ -1,4 +1,4 @@
-"""`python -m vsr_lab bench`: the configured (pruned) generator against the unpruned pipeline.
+"""`bench`: the cost of the configured (pruned) generator against the unpruned pipeline.
 
 Both are measured in one process on the same input: the unpruned one-step pipeline of the preset
 (for sd21: bicubic -> VAE encoder -> one UNet call with the text context -> VAE decoder) is built,
@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from vsr_lab.devices import resolve_device
 from vsr_lab.errors import UserError
 from vsr_lab.inference.memory import PeakMemory
+from vsr_lab.json_output import write_json
 from vsr_lab.models.build import build_unpruned_generator
 from vsr_lab.models.pruning import apply_pruning, frame_flops, inference_parameters
 
@@ -42,14 +42,6 @@ def _release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device available")
-    return torch.device(name)
 
 
 def measure(generator: torch.nn.Module, lr: torch.Tensor, device: torch.device, dtype: torch.dtype,
@@ -146,19 +138,5 @@ def bench_command(cfg: DictConfig, config_path: str, json_path: str | None, **kw
     print(format_table(result))
     if json_path:
         result["resolved_config"] = OmegaConf.to_container(cfg, resolve=True)
-        Path(json_path).write_text(json.dumps(result, indent=2))
-        print(f"wrote {json_path}")
+        print(f"wrote {write_json(result, json_path)}")
     return result
-
-
-def cmd_bench(args) -> int:
-    from vsr_lab.config.loading import load_config, to_yaml
-
-    cfg = load_config(args.config, args.overrides)
-    if args.print_config:
-        print(to_yaml(cfg), end="")
-        return 0
-    bench_command(cfg, args.config, args.json, resolution=args.resolution, frames=args.frames,
-                  device=args.device, dtype=args.dtype, warmup=args.warmup, repeats=args.repeats)
-    return 0
-

@@ -1,4 +1,4 @@
-"""`python -m vsr_lab headroom --config C`: how much any upscaler can hope to gain over bicubic on a
+"""`headroom`: how much any upscaler can hope to gain over bicubic on a
 config's validation (or test) clips, before training anything.
 
 Scores, on the clips and with the scoring path validation uses (`metrics.scoring.score_clip`):
@@ -15,8 +15,6 @@ PSNR; a model below the learnt `linear` row is under-trained.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 
 from vsr_lab.errors import UserError
 
@@ -98,39 +96,3 @@ def format_table(result: dict) -> str:
         row = f"{labels[name]:<{width}}  {s['psnr']:>{len(psnr)}.2f}  {s['ssim']:>{len(ssim)}.4f}  {diff}"
         lines.append(row.rstrip())
     return "\n".join(lines)
-
-
-def cmd_headroom(args) -> int:
-    from vsr_lab.config.loading import load_config, to_yaml
-    from vsr_lab.score_files import write_json
-
-    cfg = load_config(args.config, args.overrides)
-    if args.print_config:
-        print(to_yaml(cfg), end="")
-        return 0
-    if args.json and Path(args.json).is_dir():
-        raise UserError(f"--json {args.json}: is a folder; give a file name")
-    result = measure(cfg, args.train_clips, args.support, args.split, progress=not args.no_progress)
-    result["config"] = str(args.config)
-    result["overrides"] = list(args.overrides)
-    print(format_table(result))
-    if args.json:
-        write_json(result, args.json)
-        print(f"wrote {args.json}")
-    return 0
-
-
-def add_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("headroom", help="bicubic, a learnt linear filter and linear oracles on a config's "
-                                        "validation clips: what any model can hope to gain")
-    p.add_argument("--config", required=True, help="YAML config file (may `extends:` another)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="dot-list overrides")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    p.add_argument("--split", default="val", choices=("val", "test"), help="clips to score (default val)")
-    p.add_argument("--train-clips", type=int, default=1600,
-                   help="training clips the learnt linear filter is fitted on (default 1600: the clips of a "
-                        "400-batch fit at batch size 4)")
-    p.add_argument("--support", type=int, default=7, help="LR neighbourhood side of the filters (odd, default 7)")
-    p.add_argument("--json", help="also write the scores (and per-clip PSNR) to this JSON file")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_headroom)

@@ -1,4 +1,4 @@
-"""`upscale --bench`: frames/s and peak memory of the whole upscale path for a given input size,
+"""`upscale --bench WxH`: frames/s and peak memory of the whole upscale path for a given input size,
 frame count, tile and precision.
 
 The input is a clip rendered here (a camera moving over a scikit-image photo, so the flow has
@@ -11,15 +11,20 @@ the RSS before it is reported too (weights and libraries).
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from vsr_lab.errors import UserError
 from vsr_lab.inference.memory import PeakMemory
+from vsr_lab.inference.runner import UpscaleRequest, prepare
 from vsr_lab.inference.sample_clip import camera_frames, load_photo, write_lossless
 from vsr_lab.inference.upscaler import Upscaler
+from vsr_lab.inference.writer import encoder_available
+from vsr_lab.json_output import write_json
 
 WARMUP_FRAMES = 2
 
@@ -58,3 +63,22 @@ def bench_upscale(upscaler: Upscaler, width: int, height: int, frames: int, code
     if peak.kind == "process_rss_peak":
         out["rss_before_mb"] = peak.start / 2 ** 20
     return out
+
+
+def run_upscale_bench(req: UpscaleRequest, size: str, frames: int, json_path: str | None) -> int:
+    """`upscale --bench WxH`: print (and write) the benchmark JSON of the requested settings."""
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--bench must be WIDTHxHEIGHT in LR pixels, e.g. 480x270; got {size!r}") from None
+    if width < 8 or height < 8 or frames < 1:
+        raise UserError("--bench needs a size of at least 8x8 and --bench-frames >= 1")
+    if not encoder_available(req.codec):
+        raise UserError(f"--codec {req.codec}: no such video encoder in this PyAV build")
+    generator, flow, settings, device, precision = prepare(req)
+    result = bench_upscale(Upscaler(generator, flow, settings, device, precision), width, height, frames, req.codec)
+    result["config"] = req.config or req.ckpt
+    print(json.dumps(result, indent=2))
+    if json_path:
+        write_json(result, json_path)
+    return 0

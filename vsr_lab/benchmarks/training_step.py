@@ -1,4 +1,4 @@
-"""`python -m vsr_lab bench --train`: what the memory levers cost and save in a training step.
+"""`bench --train`: what the memory levers cost and save in a training step.
 
 For each variant (none, gradient checkpointing, LoRA, both) the configured generator is built
 with the lever switched, and a generator training step (the recurrence over a clip, L1 to a
@@ -16,18 +16,17 @@ Ratios are each variant's figure divided by the `none` variant's.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from lightning.fabric import Fabric
 from omegaconf import DictConfig, OmegaConf
 
-from vsr_lab.bench import resolve_device
+from vsr_lab.devices import resolve_device
 from vsr_lab.inference.memory import PeakMemory
+from vsr_lab.json_output import write_json
 from vsr_lab.errors import UserError
 
 VARIANTS = {
@@ -169,20 +168,5 @@ def train_bench_command(cfg: DictConfig, config_path: str, json_path: str | None
     print(format_train_table(result))
     if json_path:
         result["resolved_config"] = OmegaConf.to_container(cfg, resolve=True)
-        Path(json_path).write_text(json.dumps(result, indent=2))
-        print(f"wrote {json_path}")
+        print(f"wrote {write_json(result, json_path)}")
     return result
-
-
-def cmd_train_bench(args) -> int:
-    from vsr_lab.config.loading import load_config, to_yaml
-
-    cfg = load_config(args.config, args.overrides)
-    if args.print_config:
-        print(to_yaml(cfg), end="")
-        return 0
-    if args.dtype != "float32":
-        raise UserError("bench --train: --dtype is for inference; training precision is trainer.precision")
-    train_bench_command(cfg, args.config, args.json, resolution=args.resolution, frames=args.frames,
-                        device=args.device, warmup=args.warmup, repeats=args.repeats)
-    return 0

@@ -1,0 +1,42 @@
+"""`bench`: the cost of the configured generator against the unpruned one-step pipeline, or with
+`--train` the cost of a training step under each memory lever (vsr_lab.benchmarks)."""
+
+from __future__ import annotations
+
+from vsr_lab.commands.common import add_config_args, load_config_of, printed, writable_file
+from vsr_lab.errors import UserError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="cost of the configured generator vs the unpruned one-step pipeline")
+    add_config_args(p, overrides_help="dot-list overrides")
+    p.add_argument("--resolution", type=int, default=256, help="output side in pixels (default 256)")
+    p.add_argument("--frames", type=int, default=2, help="frames per timed clip (default 2)")
+    p.add_argument("--json", help="write the measurements to this JSON file")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    p.add_argument("--warmup", type=int, default=1, help="untimed clips first (default 1)")
+    p.add_argument("--repeats", type=int, default=3, help="timed clips; the median is reported (default 3)")
+    p.add_argument("--train", action="store_true",
+                   help="time a training step for none / gradient checkpointing / LoRA / both instead")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    cfg = load_config_of(args, "bench")
+    if printed(args, cfg):
+        return 0
+    writable_file(args.json, "--json")
+    common = dict(resolution=args.resolution, frames=args.frames, device=args.device, warmup=args.warmup,
+                  repeats=args.repeats)
+    if args.train:
+        if args.dtype != "float32":
+            raise UserError("bench --train: --dtype is for inference; training precision is trainer.precision")
+        from vsr_lab.benchmarks.training_step import train_bench_command  # torch and Lightning load here
+
+        train_bench_command(cfg, args.config, args.json, **common)
+    else:
+        from vsr_lab.benchmarks.generator import bench_command  # torch and diffusers load here
+
+        bench_command(cfg, args.config, args.json, dtype=args.dtype, **common)
+    return 0

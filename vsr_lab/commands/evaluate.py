@@ -1,0 +1,57 @@
+"""`evaluate`: score output videos or frame folders on disk, against ground truth or without
+(the scoring is vsr_lab.score_files)."""
+
+from __future__ import annotations
+
+from vsr_lab.commands.common import existing, writable_file
+from vsr_lab.errors import UserError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="score output frames/videos on disk, against ground truth or without")
+    p.add_argument("--pred", required=True, help="output clip (video or frame folder) or folder of clips")
+    p.add_argument("--gt", help="ground-truth clip or folder of clips (same names); without it, "
+                                "no-reference scores only")
+    p.add_argument("--metrics", help="perceptual metrics, comma-separated pyiqa names or niqe_local "
+                                     "(default: piqe,niqe_local; '' for none)")
+    p.add_argument("--weights-dir", help="local weights folder for the metrics (torch hub layout: pyiqa/, checkpoints/)")
+    p.add_argument("--pretrained", nargs="+", metavar="METRIC=PATH",
+                   help="a metric's own parameter file, e.g. niqe_local=my_niqe.mat (a niqe-fit output)")
+    p.add_argument("--json", help="write per-clip and mean scores to this JSON file")
+    p.add_argument("--flow", default="farneback",
+                   help="flow estimator for E*warp's motion: farneback (default), dis or raft")
+    p.add_argument("--ewarp-on", default="gt", choices=("gt", "pred"),
+                   help="estimate E*warp's motion on the GT clip (default: the same for every method, as "
+                        "validation) or on the scored clip")
+    p.add_argument("--raft-weights", help="local RAFT state dict (for --flow raft)")
+    p.add_argument("--raft-size", default="small", choices=("small", "large"))
+    p.add_argument("--lpips-weights", help="local torchvision backbone weights for LPIPS (enables tLP)")
+    p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg"))
+    p.add_argument("--crop-border", type=int, default=0, help="pixels cropped on each side for PSNR/SSIM")
+    p.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on BT.601 Y instead of RGB")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    existing(args.pred, "--pred")
+    existing(args.gt, "--gt")
+    writable_file(args.json, "--json")
+    pretrained = {}
+    for item in args.pretrained or ():
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise UserError(f"--pretrained: expected METRIC=PATH, got {item!r}")
+        pretrained[name] = path
+    from vsr_lab.score_files import DEFAULT_METRICS, evaluate_folders, format_table, write_json
+
+    metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics is not None else DEFAULT_METRICS
+    result = evaluate_folders(args.pred, args.gt, args.flow, args.raft_weights, args.raft_size,
+                              args.lpips_weights, args.lpips_net, args.crop_border, args.y_channel,
+                              metrics, args.weights_dir, pretrained, ewarp_on=args.ewarp_on)
+    if args.gt is None:
+        print("no --gt: no-reference scores only (" + ", ".join(result["metrics"]) + ")")
+    print(format_table(result))
+    if args.json:
+        write_json(result, args.json)
+        print(f"wrote {args.json}")
+    return 0
