@@ -2,8 +2,10 @@
 
 `--pred` and `--gt` are each one clip (a video file or a folder of frames) or a folder of clips
 (sub-folders of frames and/or video files, matched by name: `000.mp4` pairs with `000/`).
-With `--gt`, every clip gets PSNR, SSIM, E*warp, tOF, flicker, with local LPIPS weights tLP, and
-the perceptual metrics of `--metrics`. Without `--gt` (real videos), only what needs no ground
+With `--gt`, every clip gets PSNR, SSIM, E*warp, tOF, flicker, tOF by TecoGAN's procedure
+(`tof_tecogan`, the tOF of published tables; always, as it needs no weights and its Farneback
+flows add only a few percent to the scoring time), with local LPIPS weights tLP, and the
+perceptual metrics of `--metrics`. Without `--gt` (real videos), only what needs no ground
 truth: E*warp, `flicker_nr` and the no-reference perceptual metrics. The dataset score is the
 unweighted mean over clips (RESEARCH.md protocol). E*warp uses the motion of the GT clip
 (`ewarp_on="gt"`, the default, as validation does): flow estimated on the GT frames with the
@@ -114,8 +116,8 @@ def evaluate_folders(pred: str | Path, gt: str | Path | None, flow: str = "farne
             pred_clip = read_clip(p)
             gt_clip = None if g is None else read_clip(g)
             motion = estimator.ewarp_flow(gt_clip if ewarp_on == "gt" else pred_clip)
-            clips[name] = score_clip(pred_clip, gt_clip, motion,
-                                     lpips, crop_border, y_channel, perceptual)
+            clips[name] = score_clip(pred_clip, gt_clip, motion, lpips, crop_border, y_channel, perceptual,
+                                     with_tof_tecogan=True)
         except ValueError as exc:  # e.g. frames too small for SSIM or the crop
             raise UserError(f"clip {name} ({p} vs {g}): {exc}") from None
     color = "Y (BT.601)" if y_channel else "RGB"
@@ -123,7 +125,9 @@ def evaluate_folders(pred: str | Path, gt: str | Path | None, flow: str = "farne
     if gt is not None:
         sources.update({
             "psnr": f"{color}, crop {crop_border}", "ssim": f"{color}, crop {crop_border}",
-            "tof": "farneback (TecoGAN settings) on pred and on gt pairs",
+            "tof": "farneback (TecoGAN settings) on pred and on gt pairs, every pair, whole frame",
+            "tof_tecogan": ("TecoGAN metrics.py: first and last 2 frames dropped, farneback on pred and gt "
+                            "pairs, flows centre-cropped (crop_8x8), mean L2 norm of the difference; pixels"),
             "flicker": "no flow: mean |frame change| of pred vs gt, x100",
         })
         if lpips is not None:
