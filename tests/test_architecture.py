@@ -21,7 +21,7 @@ LAYERS = {
     "data": 2, "models": 2, "metrics": 2, "losses": 2,
     "tracking": 3,
     "training": 4, "inference": 4, "evaluation": 4, "reporting": 4,
-    "ablation": 5, "studies": 5, "benchmarks": 5, "score_files": 5,
+    "ablation": 5, "studies": 5, "benchmarks": 5,
     "commands": 6, "cli": 6, "__main__": 6, "__init__": 6,
 }
 # Same-layer pairs that must stay apart, and parts that may use only the bottom layer.

@@ -14,7 +14,7 @@ from vsr_lab.cli import main
 from vsr_lab.data.synthetic import SyntheticClipDataset
 from vsr_lab.data.video_io import write_frame_folder
 from vsr_lab.metrics.temporal import flicker_no_reference
-from vsr_lab.score_files import evaluate_folders
+from vsr_lab.evaluation.files import evaluate_folders
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ both sides the same values. References and tolerances are listed in the README, 
 - tOF: TecoGAN's `metrics.py` procedure: uint8 RGB -> cv2 RGB2GRAY, Farneback (0.5, 3, 15, 3,
   5, 1.2, 0) from frame t-1 to t on output and on GT, per-pixel L2 norm of the difference, mean.
   Kept differences: we use every pair and the whole frame; TecoGAN skips the first and last two
-  frames of a clip and centre-crops the flows (`crop_8x8`).
+  frames of a clip and centre-crops the flows (`crop_8x8`). `tof_tecogan` keeps both, and is
+  checked against its own frame-loop reference in tests/test_tof_tecogan.py.
 - flicker (ours, no external reference) and tLP's formula (TecoGAN; LPIPS itself needs weights
   that tests do not have, so a stand-in distance checks the formula).
 """

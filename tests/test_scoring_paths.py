@@ -17,7 +17,7 @@ from vsr_lab.config import load_config
 from vsr_lab.data.datamodule import VSRDataModule
 from vsr_lab.data.synthetic import SyntheticClipDataset
 from vsr_lab.data.video_io import write_frame_folder
-from vsr_lab.score_files import evaluate_folders
+from vsr_lab.evaluation.files import evaluate_folders
 from vsr_lab.training.module import VSRModule
 
 

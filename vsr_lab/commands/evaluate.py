@@ -1,5 +1,5 @@
 """`evaluate`: score output videos or frame folders on disk, against ground truth or without
-(the scoring is vsr_lab.score_files)."""
+(the scoring is vsr_lab.evaluation.files)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ from vsr_lab.errors import UserError
 
 def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="score output frames/videos on disk, against ground truth or without")
-    p.add_argument("--pred", required=True, help="output clip (video or frame folder) or folder of clips")
+    p.add_argument("--pred", required=True, nargs="+",
+                   help="output clip (video or frame folder) or folder of clips; several: one table, a row "
+                        "per output named by its file stem or folder name")
     p.add_argument("--gt", help="ground-truth clip or folder of clips (same names); without it, "
                                 "no-reference scores only")
+    p.add_argument("--lr", help="the LR clip or folder of clips the outputs were made from (needs --gt): adds "
+                                "a bicubic and a lanczos row, x the scale the GT size implies")
     p.add_argument("--metrics", help="perceptual metrics, comma-separated pyiqa names or niqe_local "
                                      "(default: piqe,niqe_local; '' for none)")
     p.add_argument("--weights-dir", help="local weights folder for the metrics (torch hub layout: pyiqa/, checkpoints/)")
@@ -33,8 +37,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    existing(args.pred, "--pred")
+    for pred in args.pred:
+        existing(pred, "--pred")
     existing(args.gt, "--gt")
+    existing(args.lr, "--lr")
     writable_file(args.json, "--json")
     pretrained = {}
     for item in args.pretrained or ():
@@ -42,12 +48,18 @@ def run(args) -> int:
         if not sep:
             raise UserError(f"--pretrained: expected METRIC=PATH, got {item!r}")
         pretrained[name] = path
-    from vsr_lab.score_files import DEFAULT_METRICS, evaluate_folders, format_table, write_json
+    from vsr_lab.json_output import write_json
+    from vsr_lab.evaluation.files import DEFAULT_METRICS, evaluate_folders, evaluate_outputs, format_table
 
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics is not None else DEFAULT_METRICS
-    result = evaluate_folders(args.pred, args.gt, args.flow, args.raft_weights, args.raft_size,
-                              args.lpips_weights, args.lpips_net, args.crop_border, args.y_channel,
-                              metrics, args.weights_dir, pretrained, ewarp_on=args.ewarp_on)
+    settings = dict(flow=args.flow, raft_weights=args.raft_weights, raft_size=args.raft_size,
+                    lpips_weights=args.lpips_weights, lpips_net=args.lpips_net, crop_border=args.crop_border,
+                    y_channel=args.y_channel, metrics=metrics, weights_dir=args.weights_dir, pretrained=pretrained,
+                    ewarp_on=args.ewarp_on)
+    if len(args.pred) == 1 and args.lr is None:  # one output: its per-clip table and JSON, as always
+        result = evaluate_folders(args.pred[0], args.gt, **settings)
+    else:  # a comparison: a row per output (and per --lr baseline)
+        result = evaluate_outputs(args.pred, args.gt, args.lr, **settings)
     if args.gt is None:
         print("no --gt: no-reference scores only (" + ", ".join(result["metrics"]) + ")")
     print(format_table(result))

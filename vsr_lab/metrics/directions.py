@@ -6,9 +6,9 @@ from vsr_lab.metrics.perceptual.catalog import lower_is_better as perceptual
 
 # Metric names (without a `val/`, `test/` or `bicubic_` prefix) where a lower value is better;
 # every other metric (psnr, ssim, ...) is better higher.
-LOWER_IS_BETTER = frozenset({"ewarp", "tof", "flicker", "tlp", "lpips", "dists", "niqe"})
+LOWER_IS_BETTER = frozenset({"ewarp", "tof", "tof_tecogan", "flicker", "tlp", "lpips", "dists", "niqe"})
 # The order tables list the usual metrics in; others follow alphabetically.
-DISPLAY_ORDER = ("psnr", "ssim", "ewarp", "tof", "tlp", "flicker")
+DISPLAY_ORDER = ("psnr", "ssim", "ewarp", "tof", "tof_tecogan", "tlp", "flicker")
 
 
 def base_name(key: str) -> str:

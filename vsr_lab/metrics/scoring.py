@@ -18,7 +18,7 @@ import torch
 
 from vsr_lab.metrics.image import check_clips, psnr_per_frame, ssim_per_frame
 from vsr_lab.metrics.perceptual.metric import PerceptualMetric
-from vsr_lab.metrics.temporal import flicker, flicker_no_reference, tlp, tof, warping_error
+from vsr_lab.metrics.temporal import flicker, flicker_no_reference, tlp, tof, tof_tecogan, warping_error
 from vsr_lab.ops.color import quantize_8bit
 from vsr_lab.ops.flow import ClipFlow
 
@@ -27,13 +27,15 @@ METRIC_KEYS = ("psnr", "ssim", "ewarp", "tof", "flicker")
 
 def score_clip(pred: torch.Tensor, gt: torch.Tensor | None, ewarp_flow: ClipFlow | None,
                lpips: torch.nn.Module | None = None, crop_border: int = 0,
-               y_channel: bool = False, perceptual: Sequence[PerceptualMetric] = ()) -> dict[str, float]:
+               y_channel: bool = False, perceptual: Sequence[PerceptualMetric] = (),
+               with_tof_tecogan: bool = False) -> dict[str, float]:
     """Metrics of one clip: `pred` and `gt` are (T, 3, H, W) in [0, 1] (any device).
 
     - "psnr", "ssim": mean over frames (RGB, or BT.601 Y with `y_channel`), after dropping
       `crop_border` pixels on each side; the crop applies to these two only.
     - "ewarp": E*warp of `pred` under `ewarp_flow` (nan when None or T < 2).
     - "tof": Farneback on pred and gt pairs; "flicker": no flow; "tlp": with an LPIPS network.
+    - "tof_tecogan" with `with_tof_tecogan` (`evaluate` asks for it): tOF by TecoGAN's procedure.
     - one key per `perceptual` metric (its name): per frame on the metric's device, mean over frames.
     Temporal metrics are nan for a single-frame clip. With `gt=None` the keys are "ewarp",
     "flicker_nr" (`temporal.flicker_no_reference`) and the no-reference perceptual metrics.
@@ -56,6 +58,8 @@ def score_clip(pred: torch.Tensor, gt: torch.Tensor | None, ewarp_flow: ClipFlow
         "tof": tof(pred, gt),
         "flicker": flicker(pred, gt),
     }
+    if with_tof_tecogan:
+        scores["tof_tecogan"] = tof_tecogan(pred, gt)
     if lpips is not None:
         scores["tlp"] = tlp(pred, gt, lpips)
     scores.update(perceptual_scores)

@@ -2,9 +2,9 @@
 
 Clips are (T, 3, H, W) float tensors in [0, 1]; every metric looks at consecutive frame pairs,
 and lower is better for all of them. A clip of fewer than two frames has no pair and scores nan.
-Flow sources: `tof` uses OpenCV Farneback on grayscale uint8 frames with TecoGAN's parameters
-(RESEARCH.md, "Temporal-consistency metrics"); it needs no learned weights. `warping_error` uses
-whatever flow its caller gives it; `flicker` and `tlp` (LPIPS) use none.
+Flow sources: `tof` and `tof_tecogan` use OpenCV Farneback on grayscale uint8 frames with
+TecoGAN's parameters (RESEARCH.md, "Temporal-consistency metrics"); they need no learned weights.
+`warping_error` uses whatever flow its caller gives it; `flicker` and `tlp` (LPIPS) use none.
 Flows follow `vsr_lab.ops.flow`: flow_fw[t] maps frame t to t + 1, on frame t's grid.
 """
 
@@ -21,9 +21,28 @@ from vsr_lab.ops.color import gray_u8
 from vsr_lab.ops.farneback import farneback
 from vsr_lab.ops.flow import fb_consistency_mask, flow_warp, in_view_mask
 
+# TecoGAN's tOF (`metrics.py`) leaves out this many frames at each end of a clip.
+TECOGAN_EDGE_FRAMES = 2
+
+
 def _pair_flows(gray: list[np.ndarray]) -> np.ndarray:
     """(T-1, H, W, 2) Farneback flows from each frame to the next."""
     return np.stack([farneback(a, b) for a, b in pairwise(gray)])
+
+
+def _flow_difference_norms(pred: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
+    """(T-1, H, W): per pair (t-1, t) and pixel, |Farneback flow of pred - that of gt| (L2, px)."""
+    diff = _pair_flows(gray_u8(pred)) - _pair_flows(gray_u8(gt))
+    return np.linalg.norm(diff, axis=-1)
+
+
+def tecogan_crop(size: int) -> slice:
+    """The centre window TecoGAN's tOF keeps of a frame side of `size` pixels (its `crop_8x8`):
+    the largest multiple of 32 that leaves at least 16 pixels out, placed at (size - kept) // 2.
+    E.g. 64 -> [16, 48), 144 -> [8, 136), 576 -> [16, 560), 720 -> [8, 712); empty below 48."""
+    kept = max((size - 16) // 32 * 32, 0)
+    start = (size - kept) // 2
+    return slice(start, start + kept)
 
 
 def warping_error(frames: torch.Tensor, flow_fw: torch.Tensor, valid: torch.Tensor | None = None,
@@ -71,8 +90,32 @@ def tof(pred: torch.Tensor, gt: torch.Tensor) -> float:
     check_clips(pred, gt)
     if pred.shape[0] < 2:
         return math.nan
-    diff = _pair_flows(gray_u8(pred)) - _pair_flows(gray_u8(gt))
-    return float(np.linalg.norm(diff, axis=-1).mean())
+    return float(_flow_difference_norms(pred, gt).mean())
+
+
+def tof_tecogan(pred: torch.Tensor, gt: torch.Tensor) -> float:
+    """tOF exactly as TecoGAN's `metrics.py` computes it for one clip: the number in published tables.
+
+    Procedure: frames as 8-bit RGB -> OpenCV `RGB2GRAY`; the first and last `TECOGAN_EDGE_FRAMES`
+    (2) frames are dropped, so the pairs are (2, 3) ... (T-4, T-3); Farneback (0.5, 3, 15, 3, 5,
+    1.2, 0) from frame t-1 to t on the whole pred and gt frames; both flows centre-cropped to
+    `tecogan_crop` of each side; per-pixel L2 norm of their difference; mean over the window, then
+    mean over pairs. In pixels, no scaling (TecoGAN scales tLP by 100, not tOF).
+
+    Differs from `tof` in the frames (tof uses every pair, these 2 + 2 frames too) and the crop
+    (tof averages over the whole frame); the flows of a kept pair are the same. TecoGAN prints
+    its dataset figure two ways, as the mean over clips (what `evaluate` reports) and over all
+    pairs of all clips. TecoGAN crops an output larger than its GT to the GT's size; here both
+    must be the same shape.
+    nan if the clip has fewer than 6 frames (no pair is left) or a side under 48 px (no window).
+    """
+    check_clips(pred, gt)
+    t, _, h, w = pred.shape
+    rows, cols = tecogan_crop(h), tecogan_crop(w)
+    kept = slice(TECOGAN_EDGE_FRAMES, t - TECOGAN_EDGE_FRAMES)
+    if t - 2 * TECOGAN_EDGE_FRAMES < 2 or rows.start == rows.stop or cols.start == cols.stop:
+        return math.nan
+    return float(_flow_difference_norms(pred[kept], gt[kept])[:, rows, cols].mean())
 
 
 def flicker(pred: torch.Tensor, gt: torch.Tensor) -> float:
