@@ -1,7 +1,8 @@
-"""The README's examples are the code's: every fenced YAML block passes the schema (and equals the
-shipped file it is labelled as), every fenced command line names a subcommand, flags and
-overrides that exist, every tool it runs is installed by setup.cfg, and the defaults it states
-are the ones `--help` prints."""
+"""The manual (README.md) and the evidence (docs/*.md, docs/results/*.md) are the code's: in every
+one of those files, every fenced YAML block passes the schema (and equals the shipped file it is
+labelled as), every fenced command line names a subcommand, flags and overrides that exist, and
+every tool it runs is installed by setup.cfg; the defaults the README states are the ones `--help`
+prints."""
 
 from __future__ import annotations
 
@@ -23,28 +24,26 @@ from vsr_lab.studies.search_space import parse_search_space
 
 from conftest import REPO
 
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted((REPO / "docs" / "results").glob("*.md"))]
 README = (REPO / "README.md").read_text()
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
+SHELL = ("bash", "sh", "shell", "console")
 LABEL = re.compile(r"^#\s*(\S+\.ya?ml)\b")  # `# experiments/sweep_tiny.yaml ...`: the block shows that file
-# Programs a README command may run, and the setup.cfg requirement that installs each.
+# Programs a documented command may run, and the setup.cfg requirement that installs each.
 TOOLS = {"pytest": "dev:pytest", "mlflow ui": "install:mlflow", "mlflow server": "install:mlflow",
          "jupyter nbconvert": "dev:nbconvert", "jupyter execute": "dev:nbclient", "torchrun": "install:torch"}
 SETUP_STEPS = ("python3 -m venv", ". .venv/bin/activate", "source .venv/bin/activate", "cd ")
 
 
-def fenced(*languages: str) -> list[str]:
-    return [body for lang, body in FENCE.findall(README) if lang in languages]
+def fenced(text: str, *languages: str) -> list[str]:
+    return [body for lang, body in FENCE.findall(text) if lang in languages]
 
 
-def yaml_blocks() -> list[str]:
-    return fenced("yaml", "yml")
-
-
-def command_lines() -> list[tuple[str, str | None]]:
-    """(command, the error the README says it gives or None) for each command of the bash blocks:
+def command_lines(text: str) -> list[tuple[str, str | None]]:
+    """(command, the error the text says it gives or None) for each command of the shell blocks:
     `\\` continuations joined, quoted strings over several lines kept whole, `&&`/`;`/`&` split."""
     found = []
-    for body in fenced("bash", "sh", "shell", "console"):
+    for body in fenced(text, *SHELL):
         buffer = ""
         for line in body.replace("\\\n", " ").splitlines():
             expected = re.match(r"^#\s*error:\s*(.*)", line.strip())
@@ -133,9 +132,38 @@ def _cli_args(tokens: list[str]) -> list[str] | None:
     return None
 
 
+def _check_cli(tokens: list[str], args: list[str], expected_error: str | None) -> None:
+    if tokens[0] == "torchrun":
+        assert "install:torch" in requirements()
+    try:
+        parsed = strict(build_parser()).parse_args(args)
+    except SystemExit as exc:
+        if exc.code == 0:  # --help
+            return
+        raise AssertionError(f"the CLI parser rejects it: {' '.join(args)}") from None
+    overrides = getattr(parsed, "overrides", None) or []
+    configs = [parsed.config] if getattr(parsed, "config", None) else []
+    if getattr(parsed, "configs", None):
+        configs = expand_configs(",".join(str(REPO / p.strip()) for p in parsed.configs.split(",")))
+    configs = [c for c in configs if (REPO / c).is_file()]  # runs/.../config.yaml: the user's own files
+    if expected_error is not None:
+        key = re.search(r"key '[^']+'", expected_error)
+        with pytest.raises(UserError) as caught:
+            for config in configs:
+                load_config(REPO / config, overrides)
+        assert key is None or key.group(0) in str(caught.value), f"fails on another key: {caught.value}"
+        return
+    for config in configs:
+        try:
+            load_config(REPO / config, overrides)
+        except UserError as exc:  # keys and values fit; only a file the user brings is absent here
+            if not re.search(r"file not found|no such file", str(exc), re.I):
+                raise
+
+
 def check_command(line: str, expected_error: str | None = None) -> None:
-    """Raises when the line's subcommand, flags, overrides or tool do not exist; with
-    `expected_error` (the README's `# error: ...` under it), when it does not fail on that key."""
+    """Raises when the line's subcommand, flags, overrides, script or tool do not exist; with
+    `expected_error` (the text's `# error: ...` under it), when it does not fail on that key."""
     tokens = _unwrap(shlex.split(line))
     if not tokens or line.startswith(SETUP_STEPS):
         return
@@ -145,30 +173,7 @@ def check_command(line: str, expected_error: str | None = None) -> None:
         return
     args = _cli_args(tokens)
     if args is not None:
-        if tokens[0] == "torchrun":
-            assert "install:torch" in requirements()
-        try:
-            parsed = strict(build_parser()).parse_args(args)
-        except SystemExit:
-            raise AssertionError(f"the CLI parser rejects it: {' '.join(args)}") from None
-        overrides = getattr(parsed, "overrides", None) or []
-        configs = [parsed.config] if getattr(parsed, "config", None) else []
-        if getattr(parsed, "configs", None):
-            configs = expand_configs(",".join(str(REPO / p.strip()) for p in parsed.configs.split(",")))
-        configs = [c for c in configs if (REPO / c).is_file()]  # runs/.../config.yaml: the user's own files
-        if expected_error is not None:
-            key = re.search(r"key '[^']+'", expected_error)
-            with pytest.raises(UserError) as caught:
-                for config in configs:
-                    load_config(REPO / config, overrides)
-            assert key is None or key.group(0) in str(caught.value), f"fails on another key: {caught.value}"
-            return
-        for config in configs:
-            try:
-                load_config(REPO / config, overrides)
-            except UserError as exc:  # keys and values fit; only a file the user brings is absent here
-                if not re.search(r"file not found|no such file", str(exc), re.I):
-                    raise
+        _check_cli(tokens, args, expected_error)
         return
     if tokens[:2] in (["python", "-m"], ["python3", "-m"]):  # one of our modules run as a script
         module = REPO / (tokens[2].replace(".", "/") + ".py")
@@ -177,25 +182,42 @@ def check_command(line: str, expected_error: str | None = None) -> None:
     if tokens[:2] in (["python", "-c"], ["python3", "-c"]):  # a snippet: it must at least compile
         compile(tokens[2], "<README snippet>", "exec")
         return
+    if tokens[0] in ("python", "python3") or tokens[0].startswith(".ci/"):  # a script of this repository
+        script = tokens[1] if tokens[0].startswith("python") else tokens[0]
+        assert (REPO / script).is_file(), f"no script {script}"
+        return
     tool = " ".join(tokens[:2]) if tokens[0] in ("jupyter", "mlflow") else tokens[0]
     assert tool in TOOLS, f"{tool!r}: not a tool the README test knows how setup.cfg installs"
     assert TOOLS[tool] in requirements(), f"{tool!r} needs {TOOLS[tool]} in setup.cfg"
 
 
-def test_readme_has_the_blocks_this_test_reads():
-    assert len(yaml_blocks()) >= 2 and len(command_lines()) >= 15
-    assert any(error for _, error in command_lines())  # the documented mistakes are read too
-    assert any(LABEL.match(b.lstrip()) for b in yaml_blocks())
+def problems(path: Path, text: str, tmp_path: Path) -> list[str]:
+    """Everything drifted in one markdown file, one message each."""
+    found = []
+    for block in fenced(text, "yaml", "yml"):
+        try:
+            check_yaml_block(block, tmp_path)
+        except Exception as exc:  # a YAML syntax error too
+            found.append(f"yaml block {block.strip().splitlines()[0]!r}: {exc}")
+    for line, expected_error in command_lines(text):
+        try:
+            check_command(line, expected_error)
+        except (Exception, pytest.fail.Exception) as exc:  # every kind of drift, listed, not the first only
+            found.append(f"command {line!r}: {exc}")
+    return found
 
 
-@pytest.mark.parametrize("block", yaml_blocks(), ids=lambda b: b.strip().splitlines()[0][:40])
-def test_every_yaml_block_passes_the_schema_and_equals_its_file(block, tmp_path):
-    check_yaml_block(block, tmp_path)
+def test_the_docs_have_the_blocks_this_test_reads():
+    texts = [p.read_text() for p in DOCS]
+    assert len(DOCS) >= 15 and (REPO / "docs" / "results").is_dir()
+    assert len(fenced(README, "yaml")) >= 2 and len(command_lines(README)) >= 15
+    assert any(error for text in texts for _, error in command_lines(text))  # the documented mistakes are read too
+    assert any(LABEL.match(b.lstrip()) for text in texts for b in fenced(text, "yaml"))
 
 
-@pytest.mark.parametrize("line, expected_error", command_lines(), ids=lambda x: (x or "")[:60])
-def test_every_command_line_exists_in_the_cli(line, expected_error):
-    check_command(line, expected_error)
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_block_and_command_is_right(path, tmp_path):
+    assert problems(path, path.read_text(), tmp_path) == []
 
 
 @pytest.mark.parametrize("drifted, needle", [
@@ -216,10 +238,28 @@ def test_the_yaml_check_catches_drift(drifted, needle, tmp_path):
     ("python -m vsr_lab fit --config ablations/full.yaml optim.lrr=5e-4", "optim.lrr"),
     ("jupyter lab notebooks/compare_ablations.ipynb", "not a tool"),
     ("python -m vsr_lab.inference.no_such_module clips/", "no module"),
+    ("python tests/no_such_script.py /tmp/mf", "no script"),
 ])
 def test_the_command_check_catches_drift(drifted, needle):
     with pytest.raises((AssertionError, UserError), match=needle):
         check_command(drifted)
+
+
+@pytest.mark.parametrize("doc, old, new, needle", [
+    # a flag that does not exist, a renamed subcommand and a misspelt override key in a fenced block,
+    # a YAML block the schema refuses, and one that no longer equals its shipped file
+    ("docs/pruning.md", "--recover-batches 100", "--recovery-batches 100", "the CLI parser rejects it: prune-study"),
+    ("docs/benchmarks.md", "python -m vsr_lab bench --train", "python -m vsr_lab benchmark --train",
+     "the CLI parser rejects it: benchmark --train"),
+    ("docs/perceptual.md", "metrics.pretrained.niqe_local=", "metrics.pretrain.niqe_local=", "metrics.pretrain"),
+    ("README.md", "    usm_gt: {enabled: false}", "    usm_gtt: {enabled: false}", "usm_gtt"),
+    ("docs/studies.md", "  max_batches: 200\n", "  max_batches: 300\n", "differs from the shipped experiments/sweep_tiny.yaml"),
+])
+def test_a_drifted_doc_is_caught(doc, old, new, needle, tmp_path):
+    text = (REPO / doc).read_text()
+    assert old in text, f"{doc} no longer holds {old!r}: pick another line to drift"
+    found = problems(REPO / doc, text.replace(old, new, 1), tmp_path)
+    assert any(needle in p for p in found), found
 
 
 def _help(*command: str) -> str:
