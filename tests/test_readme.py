@@ -360,6 +360,15 @@ def test_the_command_check_catches_drift(drifted, needle):
         check_command(drifted)
 
 
+def test_a_documented_error_must_be_the_whole_message():
+    line = "python -m vsr_lab fit --config ablations/full.yaml data.batch_size=-1"
+    check_command(line, "command line: key 'data.batch_size' must be >= 1; got -1")
+    with pytest.raises(AssertionError, match="fails with another message"):  # the source it names drifted
+        check_command(line, "ablations/full.yaml: key 'data.batch_size' must be >= 1; got -1")
+    with pytest.raises(pytest.fail.Exception):  # a command documented as failing that works
+        check_command("python -m vsr_lab fit --config ablations/full.yaml data.batch_size=2", "anything")
+
+
 @pytest.mark.parametrize("doc, old, new, needle", [
     # a flag that does not exist, a renamed subcommand and a misspelt override key in a fenced block, an
     # inline command naming a test file that is not there, a YAML block the schema refuses, one that no
