@@ -3,7 +3,7 @@
 Each check builds fixed inputs, computes the reference in numpy / scikit-image / OpenCV here in the
 test (not with vsr_lab code) and compares with `vsr_lab.metrics`. Inputs are 8-bit images (uint8
 arrays; our side gets them as k / 255 float tensors), so the metrics' 8-bit quantisation leaves
-both sides the same values. References and tolerances are listed in the README, "Metric protocol".
+both sides the same values. References and tolerances are listed in docs/metrics.md.
 
 - PSNR: closed form in float64 on [0, 255] images (BasicSR `calculate_psnr`), within 1e-4 dB.
 - SSIM: scikit-image `structural_similarity(gaussian_weights=True, sigma=1.5,

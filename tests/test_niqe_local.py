@@ -97,7 +97,7 @@ def test_builtin_model_rises_with_degradation_on_a_held_out_photo(builtin_model)
 
 @pytest.mark.slow
 def test_builtin_model_rises_with_degradation_on_whole_held_out_photos(builtin_model):
-    """Both validation photos, whole (figures in the README, "Perceptual quality")."""
+    """Both validation photos, whole (figures in docs/perceptual.md)."""
     for name in VAL_PHOTOS:
         photo = load_photo(name)
         for kind, ladder in WHOLE_PHOTO_LADDERS.items():

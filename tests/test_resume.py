@@ -94,7 +94,7 @@ def test_the_draw_stream_goes_on_from_the_draws_done_whatever_the_epoch_length()
 
 
 def test_fit_ckpt_alone_resumes_with_the_checkpoints_config(store, finished, capsys):
-    """The README line `fit --ckpt .../last.ckpt trainer.max_batches=12` (no --config)."""
+    """The documented resume `fit --ckpt .../last.ckpt trainer.max_batches=N` with no --config (docs/runs.md)."""
     run, folder = finished
     capsys.readouterr()
     assert main(["fit", "--ckpt", str(folder / "last.ckpt"), "trainer.max_batches=12"]) == 0

@@ -1,7 +1,7 @@
 """The direction of the temporal seed study, held cheaply: run with `pytest -m slow`.
 
 The seed study itself is `python -m vsr_lab ablate --configs 'ablations/full.yaml,ablations/no_flow_reg.yaml,ablations/no_recurrence.yaml' --seeds 3`
-(README "Temporal machinery"). This test trains one seed of each of full and no_flow_reg for 120
+(docs/temporal.md, "Seed study"). This test trains one seed of each of full and no_flow_reg for 120
 batches and checks that the flow-guided temporal loss lowers E*warp for little PSNR. Its
 thresholds were set when validation aligned with the exact flow and scored E*warp on it; with
 DIS on the LR frames (the default now) rerun it before trusting them.

@@ -78,11 +78,11 @@ def _upscale_frames(generator, src, out, tile: int, overlap: int) -> np.ndarray:
 
 
 def test_tiled_output_matches_whole_frames_without_seams(tmp_path):
-    """A model whose output departs from bicubic as far as the README's trained checkpoint does
+    """A model whose output departs from bicubic as far as the trained checkpoint of docs/upscale.md does
     (35 dB from bicubic; that checkpoint: 34-35 dB), 3 recurrent frames, 6 tiles of 24 LR px
     overlapping by >= 8. Tiles see GroupNorm statistics and attention of their own, so the gap
     to whole frames grows as a model departs further from bicubic: 29 dB from bicubic gives
-    42 dB tiled vs whole (README)."""
+    42 dB tiled vs whole (docs/upscale.md)."""
     src = tmp_path / "in.mkv"
     frames = pan_frames(3, 48, 40)
     make_video(src, frames, codec="ffv1", pix_fmt="bgr0")

@@ -384,7 +384,7 @@ class MetricsConfig:
     lpips_weights: Optional[str] = None  # torchvision ImageNet weights of the LPIPS backbone (tLP)
     lpips_net: str = one_of("alex", "alex", "vgg")
     # Perceptual metrics (pyiqa names, or niqe_local), logged as val/<name> and test/<name> with the
-    # bicubic baseline. The default two need no weight file (README, "Perceptual quality").
+    # bicubic baseline. The default two need no weight file (docs/perceptual.md).
     perceptual: List[str] = registered(["piqe", "niqe_local"], reg.PERCEPTUAL_METRICS, each=True)
     weights_dir: Optional[str] = None  # torch-hub-style folder: pyiqa/, checkpoints/, clip/
     pretrained: Dict[str, str] = field(default_factory=dict)  # metric -> its own file (niqe_local: a niqe-fit output)

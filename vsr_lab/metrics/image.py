@@ -1,6 +1,6 @@
 """Per-frame fidelity metrics (PSNR, SSIM) of a clip, as BasicSR / MATLAB define them.
 
-Protocol (README, "Metric protocol"): metric per frame, mean per clip, unweighted mean over
+Protocol (docs/metrics.md): metric per frame, mean per clip, unweighted mean over
 clips; this module does the first step. Clips are (T, 3, H, W) float tensors in [0, 1]. Scores
 are on RGB by default; `y_channel=True` scores the ITU-R BT.601 luma, as BasicSR does for the
 sets that report Y (Vid4, UDM10): say which one a table uses.
