@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from vsr_lab.config.loading import flatten, to_yaml
 from vsr_lab.errors import UserError
 from vsr_lab.tracking.locking import sqlite_init_lock
+from vsr_lab.tracking.mlflow_ui import set_ui_tags
 
 ACCEPTED_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+", "mysql://", "mysql+", "http://", "https://",
                     "databricks")
@@ -78,7 +79,8 @@ def new_run_name(config_path: str | None) -> str:
 
 def make_logger(cfg: DictConfig, run_name: str, run_id: str | None = None,
                 tags: dict[str, str] | None = None) -> MLFlowLogger:
-    """An MLFlowLogger on the configured store; `run_id` continues an existing run (resume)."""
+    """An MLFlowLogger on the configured store; `run_id` continues an existing run (resume). Its
+    experiment gets the tags that make the MLflow UI open it on its runs (`mlflow_ui`)."""
     t = cfg.tracking
     uri = check_tracking_uri(t.tracking_uri)
     # fits started together on a new sqlite file: one creates its tables and the experiment
@@ -93,6 +95,7 @@ def make_logger(cfg: DictConfig, run_name: str, run_id: str | None = None,
             tags=tags,
         )
         logger.experiment  # noqa: B018 (creates the store and the experiment now, under the lock)
+        set_ui_tags(logger.experiment, logger.experiment_id)
     return logger
 
 

@@ -22,6 +22,7 @@ from vsr_lab.errors import UserError
 from vsr_lab.metrics.directions import display_order
 from vsr_lab.tracking.locking import sqlite_init_lock
 from vsr_lab.tracking.mlflow_setup import artifact_uri, check_tracking_uri
+from vsr_lab.tracking.mlflow_ui import set_ui_tags
 
 PARENT_KIND_TAG = "vsr_lab.parent"  # "ablation" or "study", set on parent runs only
 GROUP_TAG = "vsr_lab.config"  # config stem: the row a child run belongs to in the comparison
@@ -47,16 +48,19 @@ def tracking_client(uri: str) -> MlflowClient:
 
 
 def experiment_id(client: MlflowClient, name: str, artifact_location: str | None = None, create: bool = True) -> str:
-    """Id of the experiment called `name`; created (like the fit logger would) when asked."""
+    """Id of the experiment called `name`; when asked to create it (like the fit logger would),
+    it also gets the MLflow UI tags it lacks (`mlflow_ui`), as ablations and studies log to it."""
     expt = client.get_experiment_by_name(name)
     if expt is None and create:
         location = artifact_uri(client.tracking_uri, artifact_location) if artifact_location else None
         try:
-            return client.create_experiment(name, artifact_location=location)
+            expt = client.get_experiment(client.create_experiment(name, artifact_location=location))
         except MlflowException:  # another worker created it first
             expt = client.get_experiment_by_name(name)
     if expt is None:
         raise UserError(f"MLflow experiment {name!r} not found in {client.tracking_uri}")
+    if create:
+        set_ui_tags(client, expt.experiment_id)
     return expt.experiment_id
 
 
