@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
-from vsr_lab.tracking.mlflow_setup import make_logger
+from vsr_lab.tracking.mlflow_setup import make_logger, ui_hint
 from vsr_lab.tracking.mlflow_ui import KIND_TAG, VIEW_NAME, VIEW_TAG, runs_address, set_ui_tags
 from vsr_lab.tracking.runs import GROUP_TAG, experiment_id, tracking_client
 
@@ -105,3 +105,10 @@ def test_the_runs_address_opens_the_runs_in_model_training_mode_with_the_view():
     assert runs_address("7") == ("http://127.0.0.1:5000/#/experiments/7/runs"
                                  "?workflowType=machine_learning&viewStateShareKey=vsr_lab")
     assert runs_address("7", "http://tracking:5000/").startswith("http://tracking:5000/#/experiments/7/runs?")
+
+
+def test_the_fit_summary_says_where_the_ui_shows_the_runs():
+    assert ui_hint("sqlite:///mlflow.db", "7") == (f"MLflow UI: {runs_address('7')} "
+                                                   "(after `mlflow ui --backend-store-uri sqlite:///mlflow.db`)")
+    assert ui_hint("http://tracking:5000/", "7") == f"MLflow UI: {runs_address('7', 'http://tracking:5000')}"
+    assert ui_hint("databricks", "7") is None

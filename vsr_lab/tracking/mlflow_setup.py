@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from vsr_lab.config.loading import flatten, to_yaml
 from vsr_lab.errors import UserError
 from vsr_lab.tracking.locking import sqlite_init_lock
-from vsr_lab.tracking.mlflow_ui import set_ui_tags
+from vsr_lab.tracking.mlflow_ui import runs_address, set_ui_tags
 
 ACCEPTED_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+", "mysql://", "mysql+", "http://", "https://",
                     "databricks")
@@ -97,6 +97,16 @@ def make_logger(cfg: DictConfig, run_name: str, run_id: str | None = None,
         logger.experiment  # noqa: B018 (creates the store and the experiment now, under the lock)
         set_ui_tags(logger.experiment, logger.experiment_id)
     return logger
+
+
+def ui_hint(tracking_uri: str, experiment_id: str) -> str | None:
+    """A line for the end of a fit: where the MLflow UI shows the experiment's runs (the tracking
+    server itself, or `mlflow ui` on a database store); None for Databricks."""
+    if tracking_uri.startswith("databricks"):
+        return None
+    if tracking_uri.startswith(SERVER_SCHEMES):
+        return f"MLflow UI: {runs_address(experiment_id, tracking_uri)}"
+    return f"MLflow UI: {runs_address(experiment_id)} (after `mlflow ui --backend-store-uri {tracking_uri}`)"
 
 
 def log_config(logger: MLFlowLogger, cfg: DictConfig) -> None:

@@ -33,7 +33,8 @@ from vsr_lab.config.rules import validation_divides_training
 from vsr_lab.data.datamodule import VSRDataModule
 from vsr_lab.errors import Stopped, UserError
 from vsr_lab.tracking.checkpoints import log_checkpoints
-from vsr_lab.tracking.mlflow_setup import absolute_uri, check_tracking_uri, log_config, make_logger, new_run_name
+from vsr_lab.tracking.mlflow_setup import (absolute_uri, check_tracking_uri, log_config, make_logger, new_run_name,
+                                          ui_hint)
 from vsr_lab.tracking.run_folders import RUN_RECORD  # run.json: which MLflow run (and store) a folder is
 from vsr_lab.tracking.runs import GROUP_TAG, STAGE_TAG, create_evaluation_run, settle_stopped_fit, tracking_client
 from vsr_lab.training.callbacks import DegradationStrip, GeneratorEMA, ValidationSamples
@@ -235,10 +236,12 @@ def record_resume(run: RunInfo, meta: dict, cfg: DictConfig, ckpt: str, logger) 
     return entry
 
 
-def _mlflow_where(cfg: DictConfig, run_id: str | None) -> str | None:
+def _mlflow_where(cfg: DictConfig, run_id: str | None, experiment_id: str | None) -> str | None:
     if not cfg.tracking.enabled or run_id is None:
         return None
-    return f"run {run_id} in experiment {cfg.tracking.experiment!r} at {cfg.tracking.tracking_uri}"
+    where = f"run {run_id} in experiment {cfg.tracking.experiment!r} at {cfg.tracking.tracking_uri}"
+    hint = ui_hint(cfg.tracking.tracking_uri, experiment_id) if experiment_id else None
+    return f"{where}\n{hint}" if hint else where
 
 
 def fit(cfg: DictConfig, config_path: str | None = None, ckpt: str | None = None,
@@ -283,7 +286,8 @@ def fit(cfg: DictConfig, config_path: str | None = None, ckpt: str | None = None
                         cfg.tracking.log_checkpoints)
     run.history, run.bicubic = history.history, history.bicubic
     run.summary = fit_summary(run.name, run.run_dir, history, module.batches_done, cfg.trainer.max_batches,
-                              time.monotonic() - started, _mlflow_where(cfg, run.mlflow_run_id))
+                              time.monotonic() - started,
+                              _mlflow_where(cfg, run.mlflow_run_id, logger.experiment_id if logger else None))
     return trainer, run
 
 
