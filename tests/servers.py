@@ -1,5 +1,6 @@
-"""Throw-away servers for the scale-out tests: a PostgreSQL cluster in a temporary folder and an
-`mlflow server` with it as backend store, both on loopback ports and stopped by their fixtures.
+"""Throw-away servers for the scale-out and browser tests: a PostgreSQL cluster in a temporary
+folder and an `mlflow server` (or `mlflow ui`) on a store, both on loopback ports and stopped by
+their fixtures.
 
 PostgreSQL's `initdb` refuses to run as root, so as root the server runs as the `postgres` user
 (Debian's package creates it) in a folder that user owns. Missing binaries or driver skip the
@@ -129,13 +130,15 @@ def healthy(url: str) -> bool:
         return False
 
 
-def start_mlflow_server(backend_uri: str, folder: Path, timeout_s: float = 300.0) -> MlflowServer:
-    """`mlflow server` on 127.0.0.1 with `backend_uri` as store and artifacts served from `folder`."""
+def start_mlflow_server(backend_uri: str, folder: Path, timeout_s: float = 300.0,
+                        command: str = "server") -> MlflowServer:
+    """`mlflow server` (or `mlflow ui`, its alias for browsing a local store) on 127.0.0.1 with
+    `backend_uri` as store and artifacts served from `folder`."""
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / "server.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri, "--host", "127.0.0.1",
+        [sys.executable, "-m", "mlflow", command, "--backend-store-uri", backend_uri, "--host", "127.0.0.1",
          "--port", str(port), "--artifacts-destination", (folder / "artifacts").as_uri(), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder)
     server = MlflowServer(f"http://127.0.0.1:{port}", folder / "artifacts", proc)
