@@ -20,7 +20,8 @@ from contextlib import contextmanager
 # the loggers that emit (Lightning routes its notices through its rank-zero loggers): the package
 # loggers (`lightning.pytorch`, `mlflow`) get their level reset to INFO when they are imported.
 CHATTY_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
-                  "lightning.pytorch.accelerators.cuda", "mlflow.store.db.utils", "alembic.runtime.migration")
+                  "lightning.pytorch.accelerators.cuda", "mlflow.store.db.utils", "alembic.runtime.migration",
+                  "optuna")  # optuna's "Trial 0 finished with value ..." repeats our own line per trial
 # Third-party warning lines that name no problem of the user's: (logger or None, message regex).
 NOISE = (
     ("lightning.pytorch.loggers.mlflow", r"Experiment with name .* not found\. Creating it"),
@@ -28,7 +29,17 @@ NOISE = (
 NOISY_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 # Third-party warnings about how we call them, by message: `validate --ckpt` builds its trainer
 # without the fit's checkpoint/summary callbacks on purpose (it restores weights, not training).
-NOISY_MESSAGES = (r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint",)
+# A resume writes into its own run folder's checkpoints on purpose.
+NOISY_MESSAGES = (r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint",
+                  r"Checkpoint directory .* exists and is not empty")
+
+
+def live_bars(stream=None) -> bool:
+    """Whether progress may be drawn as live bars: only on a terminal. Off one (a file, a CI or
+    SLURM log) a bar's every redraw would be a line of its own, with escape codes: progress is
+    printed as plain lines there instead."""
+    stream = sys.stdout if stream is None else stream
+    return bool(getattr(stream, "isatty", lambda: False)())
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

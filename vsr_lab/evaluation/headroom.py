@@ -15,7 +15,9 @@ PSNR; a model below the learnt `linear` row is under-trained.
 
 from __future__ import annotations
 
+import sys
 
+from vsr_lab.console import live_bars
 from vsr_lab.errors import UserError
 
 METHODS = ("bicubic", "linear", "oracle_linear_split", "oracle_linear_per_clip")
@@ -45,13 +47,14 @@ def measure(cfg, train_clips: int, support: int, split: str = "val", progress: b
     train = DataLoader(TrainingDraws(data.dataset("train"), training_target(cfg)), batch_size=1,
                        sampler=draws, num_workers=d.num_workers)
     learnt = NormalEquations(scale, support)
-    for batch in tqdm(train, total=train_clips, unit="clip", desc="headroom: training clips", disable=not progress):
+    bars = progress and live_bars(sys.stderr)  # no bar redraws in a log file
+    for batch in tqdm(train, total=train_clips, unit="clip", desc="headroom: training clips", disable=not bars):
         learnt.add(batch["lr"][0], batch["gt"][0])
     weights = learnt.solve()
 
     clips = [(b["lr"][0], b["gt"][0]) for b in tqdm(
         data.val_dataloader() if split == "val" else data.test_dataloader(), unit="clip",
-        desc=f"headroom: {split} clips", disable=not progress)]
+        desc=f"headroom: {split} clips", disable=not bars)]
     on_split = NormalEquations(scale, support)
     for lr, gt in clips:
         on_split.add(lr, gt)

@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vsr_lab.config.loading import flatten, to_yaml
 from vsr_lab.config.rules import validation_divides_training
+from vsr_lab.console import live_bars
 from vsr_lab.data.datamodule import VSRDataModule
 from vsr_lab.errors import Stopped, UserError
 from vsr_lab.tracking.checkpoints import log_checkpoints
@@ -40,7 +41,7 @@ from vsr_lab.tracking.runs import GROUP_TAG, STAGE_TAG, create_evaluation_run, s
 from vsr_lab.training.callbacks import DegradationStrip, GeneratorEMA, ValidationSamples
 from vsr_lab.training.checkpoints import CKPT_KEY, check_fits, format_fields, load_checkpoint
 from vsr_lab.training.module import VSRModule
-from vsr_lab.training.progress import BatchProgressBar
+from vsr_lab.training.progress import fit_progress
 from vsr_lab.training.summary import MONITOR, ValidationHistory, fit_summary, score_table
 
 RESUMES = "resumes.yaml"
@@ -137,7 +138,7 @@ def _trainer_kwargs(cfg: DictConfig, logger) -> dict:
     t = cfg.trainer
     return dict(accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=trainer_strategy(t.strategy),
                 precision=t.precision, log_every_n_steps=t.log_every, num_sanity_val_steps=0,
-                deterministic=t.deterministic, enable_progress_bar=t.progress_bar,
+                deterministic=t.deterministic, enable_progress_bar=t.progress_bar and live_bars(),
                 logger=logger if logger is not None else False, enable_model_summary=False)
 
 
@@ -162,7 +163,7 @@ def build_trainer(cfg: DictConfig, run: RunInfo, logger, extra_callbacks=(),
     ema = cfg.model.ema
     if ema.enabled:
         extra_callbacks = (GeneratorEMA(ema.decay, ema.start_batch), *extra_callbacks)
-    progress = [BatchProgressBar(cfg.trainer.max_batches)] if cfg.trainer.progress_bar else []
+    progress = fit_progress(cfg.trainer.max_batches, cfg.trainer.progress_bar)
     return L.Trainer(
         **_trainer_kwargs(cfg, logger), max_epochs=epochs, limit_train_batches=per_epoch,
         callbacks=[best, last, StopAtMaxBatches(cfg.trainer.max_batches), ValidationSamples(cfg.tracking.log_images),
