@@ -63,7 +63,8 @@ def _audio_only(path: Path) -> None:
 
 def make_samples(root: Path) -> dict[str, Path]:
     """The clean media every mutation starts from."""
-    from vsr_lab.data.video_io import VideoWriter, write_frame_folder
+    from vsr_lab.media.frame_writer import write_frame_folder
+    from vsr_lab.media.video_writer import VideoWriter
 
     root.mkdir(parents=True, exist_ok=True)
     samples = {}
@@ -172,7 +173,7 @@ def _clip_root(m: Mutant, clean: Path) -> tuple[Path, Path]:
 
 
 def read_clip_info(m, clean, backend):
-    from vsr_lab.data.video_io import clip_info
+    from vsr_lab.media.clip_reader import clip_info
 
     clip, _ = _clip_root(m, clean)
     info = clip_info(clip, backend=backend)
@@ -181,7 +182,7 @@ def read_clip_info(m, clean, backend):
 
 
 def read_whole_clip(m, clean, backend):
-    from vsr_lab.data.video_io import clip_info, read_clip
+    from vsr_lab.media.clip_reader import clip_info, read_clip
 
     clip, _ = _clip_root(m, clean)
     frames = read_clip(clip, backend=backend)

@@ -1,5 +1,5 @@
 """The package layering holds: no import cycle between our modules, dependencies point down only,
-`data` and `models` never import each other, `metrics` and `ops` stay at the bottom.
+`data` and `models` never import each other, `metrics`, `media` and `ops` stay at the bottom.
 
 Read from the source with `ast` (function-level imports included, since they can hide a cycle),
 so the test fails the moment a forbidden import is written, whether or not it runs.
@@ -26,7 +26,8 @@ LAYERS = {
 }
 # Same-layer pairs that must stay apart, and parts that may use only the bottom layer.
 FORBIDDEN = {("data", "models"), ("models", "data")}
-BOTTOM_ONLY = {"metrics": {"ops", "errors", "registry"}, "ops": set()}
+BOTTOM_ONLY = {"metrics": {"ops", "errors", "registry"}, "ops": set(),
+               "media": {"ops", "errors", "console", "registry"}}
 
 
 def module_name(path: Path) -> str:
@@ -103,7 +104,8 @@ def test_no_import_cycle_between_packages(graph):
     assert find_cycle(packages) is None, " -> ".join(find_cycle(packages))
 
 
-def test_dependencies_point_down(graph):
+def wrong_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that points up a layer, sideways between FORBIDDEN parts, or out of a BOTTOM_ONLY part."""
     wrong = []
     for module, deps in graph.items():
         src = part(module)
@@ -114,14 +116,24 @@ def test_dependencies_point_down(graph):
             if LAYERS[dst] > LAYERS[src] or (src, dst) in FORBIDDEN or \
                     (src in BOTTOM_ONLY and dst not in BOTTOM_ONLY[src]):
                 wrong.append(f"{module} imports {dep}")
-    assert not wrong, "\n".join(sorted(wrong))
+    return sorted(wrong)
+
+
+def test_dependencies_point_down(graph):
+    wrong = wrong_imports(graph)
+    assert not wrong, "\n".join(wrong)
 
 
 def test_the_checker_sees_a_planted_cycle_and_a_sideways_import():
-    """The checks can fail: a cycle and a data -> models import are caught."""
+    """The checks can fail: a cycle, a data -> models import and media importing above the bottom
+    layer (config, data) are caught."""
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"vsr_lab.models.x": {"vsr_lab.models"}, "vsr_lab.models": {"vsr_lab.models.x"}}) is None
     assert ("data", "models") in FORBIDDEN and LAYERS["metrics"] == LAYERS["models"]
+    planted = {"vsr_lab.media.images": {"vsr_lab.config.schema", "vsr_lab.errors"},
+               "vsr_lab.media.paths": {"vsr_lab.data.sampling"}}
+    assert wrong_imports(planted) == ["vsr_lab.media.images imports vsr_lab.config.schema",
+                                      "vsr_lab.media.paths imports vsr_lab.data.sampling"]
 
 
 def test_one_commands_floor():

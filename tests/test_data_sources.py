@@ -14,7 +14,7 @@ from vsr_lab.data.datamodule import build_dataset
 from vsr_lab.data.folder_dataset import FolderClipDataset
 from vsr_lab.data.builtin_photos import TEST_PHOTOS, TRAIN_PHOTOS, TRAINABLE_PHOTOS, VAL_PHOTOS
 from vsr_lab.data.synthetic import load_photo
-from vsr_lab.data.video_io import write_frame_folder
+from vsr_lab.media.frame_writer import write_frame_folder
 from vsr_lab.errors import UserError
 from vsr_lab.ops.flow import flow_warp
 

@@ -11,7 +11,8 @@ from PIL import Image
 
 from vsr_lab.cli import main
 from vsr_lab.data.synthetic import SyntheticClipDataset
-from vsr_lab.data.video_io import read_clip, write_frame_folder
+from vsr_lab.media.clip_reader import read_clip
+from vsr_lab.media.frame_writer import write_frame_folder
 
 from conftest import REPO
 

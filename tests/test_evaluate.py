@@ -13,7 +13,9 @@ import torch
 
 from vsr_lab.cli import main
 from vsr_lab.data.synthetic import SyntheticClipDataset
-from vsr_lab.data.video_io import VideoWriter, read_clip, write_frame_folder
+from vsr_lab.media.clip_reader import read_clip
+from vsr_lab.media.frame_writer import write_frame_folder
+from vsr_lab.media.video_writer import VideoWriter
 from vsr_lab.metrics.image import PSNR_CAP_DB
 from vsr_lab.metrics.temporal import tof_tecogan
 from vsr_lab.ops.resize import bicubic_downsample, bicubic_upsample, lanczos_upsample

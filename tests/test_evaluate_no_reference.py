@@ -12,7 +12,7 @@ import torch
 
 from vsr_lab.cli import main
 from vsr_lab.data.synthetic import SyntheticClipDataset
-from vsr_lab.data.video_io import write_frame_folder
+from vsr_lab.media.frame_writer import write_frame_folder
 from vsr_lab.metrics.temporal import flicker_no_reference
 from vsr_lab.evaluation.files import evaluate_folders
 

@@ -11,7 +11,7 @@ import torch
 
 from vsr_lab.config import load_config
 from vsr_lab.data.sampling import DrawSampler, TrainingDraws, split_index
-from vsr_lab.data.video_io import write_frame_folder
+from vsr_lab.media.frame_writer import write_frame_folder
 from vsr_lab.training.runner import fit
 
 from conftest import REPO

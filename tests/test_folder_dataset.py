@@ -7,10 +7,12 @@ import pytest
 import torch
 from skimage import data
 
-from vsr_lab.data.clip_paths import find_clips
+from vsr_lab.media.paths import find_clips
 from vsr_lab.data.degradations.bicubic import BicubicDegradation
 from vsr_lab.data.folder_dataset import FolderClipDataset
-from vsr_lab.data.video_io import VideoWriter, read_clip, write_frame_folder
+from vsr_lab.media.clip_reader import read_clip
+from vsr_lab.media.frame_writer import write_frame_folder
+from vsr_lab.media.video_writer import VideoWriter
 from vsr_lab.errors import UserError
 
 SCALE = 4

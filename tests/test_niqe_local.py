@@ -23,7 +23,7 @@ from vsr_lab.cli import main
 from vsr_lab.data.pristine import niqe_local_params
 from vsr_lab.data.builtin_photos import TRAIN_PHOTOS, VAL_PHOTOS
 from vsr_lab.data.synthetic import load_photo
-from vsr_lab.data.video_io import write_frame_folder
+from vsr_lab.media.frame_writer import write_frame_folder
 from vsr_lab.metrics.perceptual import niqe_local
 from vsr_lab.metrics.perceptual.niqe_local import NIQEModel, fit_params, load_params, save_params
 

@@ -172,7 +172,7 @@ def test_weights_of_the_wrong_shape_are_one_error_naming_the_file(weights_dir, t
 
 
 def test_full_reference_metric_without_gt_is_an_error(tmp_path, capsys):
-    from vsr_lab.data.video_io import write_frame_folder
+    from vsr_lab.media.frame_writer import write_frame_folder
 
     write_frame_folder(torch.rand(3, 3, 32, 32), tmp_path / "pred")
     assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--metrics", "piqe,lpips"]) == 2

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from vsr_lab.config import load_config
 from vsr_lab.data.datamodule import VSRDataModule
 from vsr_lab.data.synthetic import SyntheticClipDataset
-from vsr_lab.data.video_io import write_frame_folder
+from vsr_lab.media.frame_writer import write_frame_folder
 from vsr_lab.evaluation.files import evaluate_folders
 from vsr_lab.training.module import VSRModule
 

@@ -18,7 +18,7 @@ from upscale_helpers import (CONFIG, MODEL_OVERRIDES, audio_packets, decode_rgb,
 
 from vsr_lab.cli import main
 from vsr_lab.ops.resize import bicubic_upsample
-from vsr_lab.inference.reader import open_source
+from vsr_lab.media.stream_reader import open_source
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -10,18 +10,12 @@ import pytest
 import torch
 from skimage import data
 
-from vsr_lab.data import video_io
-from vsr_lab.data.video_io import (
-    ClipInfo,
-    VideoWriter,
-    clip_info,
-    is_video_file,
-    iter_frames,
-    list_frame_files,
-    read_clip,
-    write_frame_folder,
-)
 from vsr_lab.errors import UserError
+from vsr_lab.media import backends, clip_reader, video_writer
+from vsr_lab.media.clip_reader import ClipInfo, clip_info, iter_frames, read_clip
+from vsr_lab.media.frame_writer import write_frame_folder
+from vsr_lab.media.paths import is_video_file, list_frame_files
+from vsr_lab.media.video_writer import VideoWriter
 
 FPS = 24
 
@@ -108,7 +102,7 @@ def test_crf_trades_size_for_quality(tmp_path, frames):
 
 
 def test_writer_falls_back_to_mpeg4_without_libx264(tmp_path, frames, monkeypatch):
-    monkeypatch.setattr(video_io, "_encoder_available", lambda codec: codec != "libx264")
+    monkeypatch.setattr(video_writer, "encoder_available", lambda codec: codec != "libx264")
     writer = write_video(tmp_path / "fallback.mp4", frames)
     assert writer.codec == "mpeg4"
     with av.open(str(tmp_path / "fallback.mp4")) as container:
@@ -200,7 +194,7 @@ def test_a_hung_decord_open_falls_back_to_pyav(video, monkeypatch):
     import time
 
     expected = np.stack(list(iter_frames(video, backend="pyav")))
-    monkeypatch.setattr(video_io, "DECORD_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(backends, "DECORD_TIMEOUT_S", 0.3)
     monkeypatch.setattr(decord, "VideoReader", _hang)
     start = time.monotonic()
     assert np.array_equal(np.stack(list(iter_frames(video))), expected)
@@ -234,7 +228,7 @@ def test_a_hung_decord_decode_hands_the_rest_to_pyav(video, monkeypatch):
                 _hang()
             return self.reader.get_batch(indices)
 
-    monkeypatch.setattr(video_io, "DECORD_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(backends, "DECORD_TIMEOUT_S", 0.3)
     monkeypatch.setattr(decord, "VideoReader", SlowAfterFirstBatch)
     assert np.array_equal(np.stack(list(iter_frames(video))), expected)  # 8 frames by decord, 4 by PyAV
     with pytest.raises(UserError, match="cannot decode video .*clip.mp4 .*did not answer within"):
@@ -362,7 +356,7 @@ def test_frame_range_beyond_the_clip(video, folder):
 
 
 def test_video_that_ends_before_its_declared_length(video):
-    source = video_io._PyAVSource(video)
+    source = clip_reader._PyAVSource(video)
     source.num_frames = 20  # as a header of a cut file would claim
     with pytest.raises(UserError, match="video .*clip.mp4 ended after 12 frames but declares 20"):
         list(source.frames(0, 20))

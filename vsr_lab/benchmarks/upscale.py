@@ -23,7 +23,7 @@ from vsr_lab.inference.memory import PeakMemory
 from vsr_lab.inference.runner import UpscaleRequest, prepare
 from vsr_lab.inference.sample_clip import camera_frames, load_photo, write_lossless
 from vsr_lab.inference.upscaler import Upscaler
-from vsr_lab.inference.writer import encoder_available
+from vsr_lab.media.encoders import encoder_available
 from vsr_lab.json_output import write_json
 
 WARMUP_FRAMES = 2

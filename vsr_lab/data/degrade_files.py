@@ -18,11 +18,12 @@ import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 
-from vsr_lab.data.clip_paths import clips_at
 from vsr_lab.data.degradations import build_degradation
 from vsr_lab.data.degradations.strip import stage_strip
-from vsr_lab.data.video_io import clip_info, read_clip, write_frame_folder
 from vsr_lab.errors import UserError
+from vsr_lab.media.clip_reader import clip_info, read_clip
+from vsr_lab.media.frame_writer import write_frame_folder
+from vsr_lab.media.paths import clips_at
 
 
 def _json_ready(steps: list[dict]) -> list[dict]:

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from vsr_lab.data.degradations.bicubic import BicubicDegradation
-from vsr_lab.data.clip_paths import find_clips
-from vsr_lab.data.video_io import clip_info, read_clip
 from vsr_lab.errors import UserError
+from vsr_lab.media.clip_reader import clip_info, read_clip
+from vsr_lab.media.paths import find_clips
 from vsr_lab.registry import DATA_SOURCES
 
 SPLITS = ("train", "val")

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from vsr_lab.data.synthetic import SyntheticClipDataset, synthetic_split
-from vsr_lab.data.video_io import list_frame_files
 from vsr_lab.errors import UserError
+from vsr_lab.media.paths import list_frame_files
 from vsr_lab.registry import DATA_SOURCES
 
 ROOT_KEYS = {"train": "photo_root", "val": "val_photo_root", "test": "test_photo_root"}

@@ -8,9 +8,9 @@ tree (`train_sharp_bicubic/X4`), or the LR is made by `data.degradation`. The cl
 
 from __future__ import annotations
 
-from vsr_lab.data.clip_paths import find_clips
 from vsr_lab.data.folder_dataset import FolderClipDataset, build_folder, folder_options
 from vsr_lab.errors import UserError
+from vsr_lab.media.paths import find_clips
 from vsr_lab.registry import DATA_SOURCES
 
 REDS4 = ("000", "011", "015", "020")

@@ -25,10 +25,10 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from vsr_lab.config.schema import MetricsConfig
-from vsr_lab.data.clip_paths import clips_at
 from vsr_lab.data.pristine import niqe_local_params
-from vsr_lab.data.video_io import clip_info, read_clip
 from vsr_lab.errors import UserError
+from vsr_lab.media.clip_reader import clip_info, read_clip
+from vsr_lab.media.paths import clips_at
 from vsr_lab.metrics.lpips import load_lpips
 from vsr_lab.metrics.perceptual.catalog import metric_spec
 from vsr_lab.metrics.perceptual.metric import build_metrics

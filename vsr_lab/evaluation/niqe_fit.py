@@ -18,7 +18,8 @@ def fit_folder(images: str, out: str, block: int = PUBLISHED_BLOCK, threshold: f
     """Fit on every image of the folder `images` and write `out`; returns the number of blocks used."""
     import torch
 
-    from vsr_lab.data.video_io import list_frame_files, read_image
+    from vsr_lab.media.images import read_image
+    from vsr_lab.media.paths import list_frame_files
     from vsr_lab.metrics.perceptual.niqe_local import fit_params, save_params
 
     if block < 8 or block % 2:

@@ -10,14 +10,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-import io
 from pathlib import Path
 
-import av
-
-from vsr_lab.data.video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from vsr_lab.errors import UserError
-from vsr_lab.inference.reader import list_videos
+from vsr_lab.media.encoders import container_holds
+from vsr_lab.media.paths import VIDEO_EXTENSIONS, holds_frames, list_videos
 
 
 @dataclass(frozen=True)
@@ -26,23 +23,6 @@ class Job:
     output: Path
     frames: bool = False   # write PNG frames (a folder) instead of a video
     skip: bool = False     # a complete output exists and --overwrite was not given
-
-
-def container_holds(suffix: str, codec: str) -> bool:
-    """Whether FFmpeg's muxer for files named `*suffix` can hold video codec `codec` (asked of
-    a muxer opened on memory: nothing is written)."""
-    try:
-        with av.open(io.BytesIO(), "w", format=_muxer_name(suffix)) as probe:
-            return codec in probe.supported_codecs
-    except (ValueError, av.error.FFmpegError):  # no muxer for that extension
-        return False
-
-
-def _muxer_name(suffix: str) -> str:
-    """FFmpeg guesses the muxer from a file name; a memory buffer has none, so name the usual ones."""
-    return {".mkv": "matroska", ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".webm": "webm", ".avi": "avi",
-            ".ts": "mpegts", ".flv": "flv", ".mpg": "mpeg", ".mpeg": "mpeg", ".wmv": "asf", ".y4m": "yuv4mpegpipe"
-            }.get(suffix.lower(), suffix.lower().lstrip("."))
 
 
 def _output_name(video: Path, codec: str, frames: bool) -> str:
@@ -67,7 +47,7 @@ def plan_jobs(input_path: str | Path, output_path: str | Path, codec: str, frame
                 o = out / _output_name(v, codec, frames)
                 jobs.append(Job(v, o, frames, skip=o.exists() and not overwrite))
             return jobs, True
-        if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in src.iterdir()):
+        if not holds_frames(src):
             raise UserError(f"no videos ({', '.join(sorted(VIDEO_EXTENSIONS))}) or images in folder {src}")
         if not frames and out.suffix.lower() not in VIDEO_EXTENSIONS:
             frames = True  # frames in, no video extension out: frames out

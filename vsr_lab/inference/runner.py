@@ -24,7 +24,8 @@ from vsr_lab.inference.memory import PeakMemory
 from vsr_lab.training.generator_loading import load_generator
 from vsr_lab.inference.progress import UpscaleProgress, summary_line
 from vsr_lab.inference.upscaler import AUTO_TILE, PRECISIONS, Upscaler, UpscaleSettings, VideoResult
-from vsr_lab.inference.writer import check_output, encoder_available
+from vsr_lab.media.encoders import encoder_available
+from vsr_lab.media.outputs import check_output
 from vsr_lab.models.flow import FlowEstimator, build_flow_estimator
 from vsr_lab.registry import COLOR_FIXES, FLOW_ESTIMATORS
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from vsr_lab.ops.resize import bicubic_downsample
-from vsr_lab.data.video_io import write_frame_folder
+from vsr_lab.media.frame_writer import write_frame_folder
 
 
 def load_photo(name: str) -> np.ndarray:

@@ -26,9 +26,10 @@ from tqdm.auto import tqdm
 from vsr_lab.ops.resize import bicubic_upsample
 from vsr_lab.errors import UserError
 from vsr_lab.inference.memory import choose_tile, default_budget
-from vsr_lab.inference.reader import InputEndedEarly, open_source
 from vsr_lab.inference.tiling import TiledFrameStep, size_multiple
-from vsr_lab.inference.writer import FrameFolderSink, VideoSink
+from vsr_lab.media.frame_writer import FrameFolderSink
+from vsr_lab.media.stream_reader import InputEndedEarly, open_source
+from vsr_lab.media.video_sink import VideoSink
 from vsr_lab.models.flow import FlowEstimator
 from vsr_lab.ops.flow import resize_flow
 from vsr_lab.models.generator import OneStepVSRGenerator

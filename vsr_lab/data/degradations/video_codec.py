@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import List
 
 import av
@@ -26,6 +25,7 @@ from vsr_lab.data.degradations.stage import (
     ClipContext, Stage, StageParams, check_choices, check_range, choose, uniform,
 )
 from vsr_lab.errors import UserError
+from vsr_lab.media.encoders import encoder_name
 from vsr_lab.media.x264 import deterministic_options
 from vsr_lab.ops.color import to_uint8
 from vsr_lab.registry import DEGRADATION_STAGES
@@ -43,15 +43,6 @@ class VideoCodecParams(StageParams):
     crf: List[float] = field(default_factory=lambda: [18.0, 35.0])  # libx264 / libx265 / libvpx-vp9
     qscale: List[float] = field(default_factory=lambda: [2.0, 15.0])  # other encoders (mpeg4: 1-31)
     fps: float = 25.0
-
-
-@lru_cache(maxsize=None)
-def encoder_name(codec: str) -> str | None:
-    """The FFmpeg encoder PyAV uses for `codec` (h264 -> libx264), or None if it has none."""
-    try:
-        return av.codec.Codec(codec, "w").name
-    except Exception:  # noqa: BLE001 - PyAV raises different errors for unknown and decode-only codecs
-        return None
 
 
 def compress_clip(frames: list[torch.Tensor], codec: str, quality: float, fps: float = 25.0) -> list[torch.Tensor]:

@@ -1,13 +1,14 @@
-"""Streaming frame sources for `upscale`: a video file or a folder of frames, one frame at a time.
+"""Streaming frame sources for `upscale`: a whole video file or folder of frames, one frame at a time.
 
 A source reports what the writer needs to give the output the input's timing and look (frame
-rate, time base, per-frame timestamps, rotation, bit depth, colour tags) and decodes lazily, so
-memory does not depend on video length. Video pixels come from decord where it works (8-bit,
-no alpha, no rotation, a frame count that matches the packets, a first frame equal to FFmpeg's) and from PyAV otherwise; both convert YUV to
-RGB with FFmpeg using the stream's own colour matrix and range, so they give the same frames.
-Timestamps always come from PyAV (decord's are float32 seconds, which lose precision on long
-videos). Problems with the user's file raise one `UserError` naming it; a stream that ends early
-raises `InputEndedEarly` after the frames that could be decoded.
+rate, time base, per-frame timestamps, rotation, bit depth, colour tags: stream_info.py) and
+decodes lazily, so memory does not depend on video length. Video pixels come from decord where
+it works (8-bit, no alpha, no rotation, a frame count that matches the packets, a first frame
+equal to FFmpeg's) and from PyAV otherwise; both convert YUV to RGB with FFmpeg using the
+stream's own colour matrix and range, so they give the same frames. Timestamps always come from
+PyAV (decord's are float32 seconds, which lose precision on long videos). A folder's frames keep
+their depth (8 or 16 bits: images.py). Problems with the user's file raise one `UserError`
+naming it; a stream that ends early raises `InputEndedEarly` after the frames that could be decoded.
 """
 
 from __future__ import annotations
@@ -16,20 +17,21 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
-from vsr_lab.data.video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_frame_files
 from vsr_lab.errors import UserError
+from vsr_lab.media.backends import BACKENDS, decode_frames, first_video_stream, open_av, open_decord
+from vsr_lab.media.frame_folder import FrameFolder
+from vsr_lab.media.paths import IMAGE_EXTENSIONS
+from vsr_lab.media.stream_info import ColorTags, Frame, SourceInfo
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "decord", "pyav")
 # decord decodes this many bytes of RGB frames per call at most (at least one frame).
 _DECORD_BATCH_BYTES = 64 * 2 ** 20
 
@@ -40,51 +42,6 @@ class InputEndedEarly(UserError):
     def __init__(self, message: str, frames_read: int):
         super().__init__(message)
         self.frames_read = frames_read
-
-
-@dataclass(frozen=True)
-class ColorTags:
-    """FFmpeg's colour enums of the input (AVCOL_SPC / RANGE / PRI / TRC); 2/0/2/2 = unspecified."""
-
-    colorspace: int = 2
-    color_range: int = 0
-    color_primaries: int = 2
-    color_trc: int = 2
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    path: Path
-    kind: str                      # "video" or "frames" (a folder of images)
-    width: int
-    height: int
-    num_frames: int | None         # declared (or estimated from the duration); None if unknown
-    fps: Fraction | None           # average rate; None for a frame folder without --fps
-    time_base: Fraction            # of the timestamps in `Frame.pts`
-    duration: float | None         # the video stream's declared duration in seconds
-    rotation: int = 0              # display rotation in degrees (counter-clockwise), kept as metadata
-    bit_depth: int = 8
-    pix_fmt: str = "rgb24"
-    has_alpha: bool = False
-    is_grey: bool = False
-    color: ColorTags = field(default_factory=ColorTags)
-    backend: str = "pyav"
-
-    @property
-    def max_value(self) -> int:
-        """The integer white of `Frame.rgb` (uint8 or uint16)."""
-        return 255 if self.bit_depth <= 8 else 65535
-
-
-@dataclass
-class Frame:
-    rgb: np.ndarray                # (H, W, 3) uint8, or uint16 for inputs deeper than 8 bits
-    pts: int                       # in `SourceInfo.time_base`
-    duration: int | None           # in `SourceInfo.time_base`; None when unknown
-
-
-def _natural_key(name: str) -> list:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
 def _stream_duration(stream) -> float | None:
@@ -118,10 +75,8 @@ class VideoSource:
             raise UserError(f"--reader must be one of {', '.join(BACKENDS)}; got {backend!r}")
         self.path = path
         try:
-            with av.open(str(path)) as container:
-                if not container.streams.video:
-                    raise UserError(f"no video stream in {path}")
-                stream = container.streams.video[0]
+            with open_av(path) as container:
+                stream = first_video_stream(container, path)
                 first = next(container.decode(stream), None)
                 if first is None:
                     raise UserError(f"video has no frames: {path}")
@@ -157,10 +112,7 @@ class VideoSource:
             why = "decord applies the rotation to the pixels; the output keeps it as metadata"
         else:
             try:
-                import decord  # optional dependency (x86_64 only)
-
-                decord.logging.set_level(decord.logging.QUIET)
-                reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0))
+                reader = open_decord(self.path)
                 stamps = self._packet_timestamps()
                 if stamps is None or len(stamps) != len(reader):
                     why = "its frame count differs from the packets'"
@@ -180,7 +132,7 @@ class VideoSource:
     def _packet_timestamps(self) -> list[tuple[int, int | None]] | None:
         """(pts, duration) of every video packet in presentation order; None if any lacks a pts."""
         stamps = []
-        with av.open(str(self.path)) as container:
+        with open_av(self.path) as container:
             stream = container.streams.video[0]
             for packet in container.demux(stream):
                 if packet.size == 0:
@@ -212,15 +164,12 @@ class VideoSource:
         fmt = "rgb24" if self.info.bit_depth <= 8 else "rgb48le"
         count, end = 0, 0
         try:
-            with av.open(str(self.path)) as container:
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-                for frame in container.decode(stream):
-                    pts = frame.pts if frame.pts is not None else (end if count else 0)
-                    duration = frame.duration or None
-                    yield Frame(frame.to_ndarray(format=fmt), pts, duration)
-                    count += 1
-                    end = pts + (duration or 0)
+            for frame in decode_frames(self.path):
+                pts = frame.pts if frame.pts is not None else (end if count else 0)
+                duration = frame.duration or None
+                yield Frame(frame.to_ndarray(format=fmt), pts, duration)
+                count += 1
+                end = pts + (duration or 0)
         except (av.error.FFmpegError, EOFError) as e:
             raise InputEndedEarly(f"cannot decode video {self.path} after {count} frames "
                                   f"(truncated or corrupt?): {e}", count) from None
@@ -256,46 +205,21 @@ def _conversion_notes(info: SourceInfo) -> list[str]:
     return notes
 
 
-def _read_image(path: Path) -> np.ndarray:
-    """An image as RGB uint8/uint16 (H, W, 3); grey and alpha are converted (OpenCV keeps 16 bits)."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise UserError(f"cannot read image {path}")
-    if image.dtype not in (np.uint8, np.uint16):
-        raise UserError(f"image {path} has {image.dtype} pixels; 8- or 16-bit images are supported")
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 class FrameFolderSource:
     """A folder of images, naturally sorted; timestamps are frame indices at `fps`."""
 
     def __init__(self, folder: Path, fps: Fraction):
-        self.path = folder
-        self.files = list_frame_files(folder)
-        first = cv2.imread(str(self.files[0]), cv2.IMREAD_UNCHANGED)
-        if first is None:
-            raise UserError(f"cannot read image {self.files[0]}")
-        channels = 1 if first.ndim == 2 else first.shape[2]
+        self.folder = FrameFolder(folder)
+        fmt, n = self.folder.format, self.folder.num_frames
         self.info = SourceInfo(
-            path=folder, kind="frames", width=first.shape[1], height=first.shape[0],
-            num_frames=len(self.files), fps=fps, time_base=1 / fps, duration=len(self.files) / fps,
-            bit_depth=16 if first.dtype == np.uint16 else 8, pix_fmt=f"{channels}ch-{first.dtype}",
-            has_alpha=channels == 4, is_grey=channels == 1, backend="opencv")
+            path=folder, kind="frames", width=fmt.width, height=fmt.height,
+            num_frames=n, fps=fps, time_base=1 / fps, duration=n / fps,
+            bit_depth=fmt.bit_depth, pix_fmt=fmt.description, has_alpha=fmt.has_alpha, is_grey=fmt.is_grey,
+            backend="opencv" if fmt.bit_depth > 8 else "pillow")
         self.notes = _conversion_notes(self.info)
 
     def frames(self) -> Iterator[Frame]:
-        dtype = np.uint16 if self.info.bit_depth > 8 else np.uint8
-        for i, file in enumerate(self.files):
-            rgb = _read_image(file)
-            if rgb.shape[:2] != (self.info.height, self.info.width):
-                raise UserError(f"frame {file} is {rgb.shape[1]}x{rgb.shape[0]} but the first frame of "
-                                f"{self.path} is {self.info.width}x{self.info.height}")
-            if rgb.dtype != dtype:  # mixed depths: bring every frame to the first one's
-                rgb = (rgb.astype(np.uint32) * 257).astype(np.uint16) if dtype == np.uint16 else (rgb // 257).astype(np.uint8)
+        for i, rgb in enumerate(self.folder.images(keep_16bit=True)):
             yield Frame(rgb, i, 1)
 
 
@@ -311,8 +235,3 @@ def open_source(path: str | os.PathLike, backend: str = "auto",
         raise UserError(f"{path} is a single image; put the frames of a clip in a folder and pass the folder")
     return VideoSource(path, backend)
 
-
-def list_videos(folder: Path) -> list[Path]:
-    """The video files directly inside `folder` (by extension), naturally sorted."""
-    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS),
-                  key=lambda p: _natural_key(p.name))
