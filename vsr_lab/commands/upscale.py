@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from vsr_lab.commands.common import existing, writable_file
 from vsr_lab.errors import UserError
+from vsr_lab.media.backends import BACKENDS
 
 
 def add_parser(sub) -> None:
@@ -35,7 +36,7 @@ def add_parser(sub) -> None:
     p.add_argument("--crf", type=int, help="constant rate factor (libx264 default 18; libx264rgb 0 = lossless)")
     p.add_argument("--frames", action="store_true", help="write PNG frames (a folder) instead of a video")
     p.add_argument("--fps", type=float, help="frame rate of a frame-folder input (default 24)")
-    p.add_argument("--reader", default="auto", choices=("auto", "decord", "pyav"),
+    p.add_argument("--reader", default="auto", choices=BACKENDS,
                    help="video decoder (auto: decord where it works, else PyAV)")
     p.add_argument("--devices", type=int, default=1, help="processes/GPUs to spread a folder of videos over "
                    "(Lightning predict loop)")
