@@ -59,7 +59,8 @@ def test_lora_checkpoint_is_completed_from_its_pretrained_folder(tmp_path):
         for n, p in trained.named_parameters():
             if p.requires_grad:
                 p.add_(0.01 * torch.randn_like(p))
-    checkpoint = {"vsr_lab": {"config": OmegaConf.to_container(cfg, resolve=True)},
+    checkpoint = {"vsr_lab": {"config": OmegaConf.to_container(cfg, resolve=True), "run_name": "lora",
+                              "run_dir": str(tmp_path)},
                   "state_dict": {f"generator.{k}": v for k, v in trained.state_dict().items()}}
     frozen = {f"generator.{n}" for n, p in trained.named_parameters() if not p.requires_grad}
     strip_frozen(checkpoint, frozen, base_reference(cfg.model.backbone))
