@@ -353,6 +353,9 @@ class TrainerConfig:
     log_every: int = checked(10, at_least(1))
     deterministic: bool = False
     progress_bar: bool = True
+    # which checkpoints the run folder keeps: `best_and_last` (best.ckpt by val/psnr, last.ckpt to
+    # resume), `last` (what a resume needs: for sweep trials and ablation cells), `none`
+    checkpoints: str = one_of("best_and_last", "best_and_last", "last", "none")
 
 
 @dataclass

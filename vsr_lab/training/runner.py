@@ -151,23 +151,32 @@ def trainer_strategy(name: str) -> str:
     return f"{name}_find_unused_parameters_true" if name in DDP_STRATEGIES else name
 
 
+def checkpoint_callbacks(folder: Path, keep: str) -> list[ModelCheckpoint]:
+    """`trainer.checkpoints`: best.ckpt (highest val/psnr) and last.ckpt, last.ckpt alone, or none."""
+    callbacks = []
+    if keep == "best_and_last":
+        callbacks.append(ModelCheckpoint(dirpath=folder, filename="best", monitor=MONITOR, mode="max",
+                                         save_top_k=1, auto_insert_metric_name=False))
+    if keep in ("best_and_last", "last"):
+        # A checkpoint of its own for `last`: Lightning's save_last only rewrites it when `best` was
+        # saved too, so a run whose PSNR stopped improving would resume from an older state.
+        callbacks.append(ModelCheckpoint(dirpath=folder, filename="last", save_top_k=1, enable_version_counter=False))
+    return callbacks
+
+
 def build_trainer(cfg: DictConfig, run: RunInfo, logger, extra_callbacks=(),
                   resume: ResumePoint | None = None) -> L.Trainer:
     epochs, per_epoch = training_epochs(cfg, resume)
-    folder = run.run_dir / "checkpoints"
-    best = ModelCheckpoint(dirpath=folder, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
-                           auto_insert_metric_name=False)
-    # A checkpoint of its own for `last`: Lightning's save_last only rewrites it when `best` was
-    # saved too, so a run whose PSNR stopped improving would resume from an older state.
-    last = ModelCheckpoint(dirpath=folder, filename="last", save_top_k=1, enable_version_counter=False)
+    checkpoints = checkpoint_callbacks(run.run_dir / "checkpoints", cfg.trainer.checkpoints)
     ema = cfg.model.ema
     if ema.enabled:
         extra_callbacks = (GeneratorEMA(ema.decay, ema.start_batch), *extra_callbacks)
     progress = fit_progress(cfg.trainer.max_batches, cfg.trainer.progress_bar)
     return L.Trainer(
         **_trainer_kwargs(cfg, logger), max_epochs=epochs, limit_train_batches=per_epoch,
-        callbacks=[best, last, StopAtMaxBatches(cfg.trainer.max_batches), ValidationSamples(cfg.tracking.log_images),
+        callbacks=[*checkpoints, StopAtMaxBatches(cfg.trainer.max_batches), ValidationSamples(cfg.tracking.log_images),
                    RunMetadata(cfg, run), *progress, *extra_callbacks],
+        enable_checkpointing=bool(checkpoints),
         default_root_dir=str(run.run_dir),
     )
 
@@ -288,7 +297,8 @@ def fit(cfg: DictConfig, config_path: str | None = None, ckpt: str | None = None
     run.history, run.bicubic = history.history, history.bicubic
     run.summary = fit_summary(run.name, run.run_dir, history, module.batches_done, cfg.trainer.max_batches,
                               time.monotonic() - started,
-                              _mlflow_where(cfg, run.mlflow_run_id, logger.experiment_id if logger else None))
+                              _mlflow_where(cfg, run.mlflow_run_id, logger.experiment_id if logger else None),
+                              cfg.trainer.checkpoints)
     return trainer, run
 
 

@@ -102,8 +102,9 @@ def duration(seconds: float) -> str:
 
 
 def fit_summary(run_name: str, run_dir, history: ValidationHistory, batches_done: int, max_batches: int,
-                wall_s: float, mlflow_where: str | None) -> str:
-    """The end-of-fit text: best validation vs bicubic, length, wall time, where the run is."""
+                wall_s: float, mlflow_where: str | None, checkpoints: str = "best_and_last") -> str:
+    """The end-of-fit text: best validation vs bicubic, length, wall time, where the run is (and
+    which checkpoints it kept: `trainer.checkpoints`)."""
     lines = [f"run {run_name}: trained {batches_done} of {max_batches} batches in {duration(wall_s)}"]
     best = history.best()
     if best is None:
@@ -111,8 +112,13 @@ def fit_summary(run_name: str, run_dir, history: ValidationHistory, batches_done
     else:
         last = history.history[-1]["batches"]
         lines.append(score_table(best, history.bicubic, "val", f"best (batch {best['batches']})"))
-        lines.append(f"best.ckpt = the validation at batch {best['batches']} (highest {MONITOR}); "
-                     f"last.ckpt = batch {batches_done}, last validated at batch {last}")
-    lines.append(f"run folder: {run_dir} (config.yaml, checkpoints/best.ckpt, checkpoints/last.ckpt)")
+        lines.append({
+            "best_and_last": f"best.ckpt = the validation at batch {best['batches']} (highest {MONITOR}); "
+                             f"last.ckpt = batch {batches_done}, last validated at batch {last}",
+            "last": f"last.ckpt = batch {batches_done}, last validated at batch {last} (trainer.checkpoints=last)",
+            "none": "no checkpoint kept (trainer.checkpoints=none)"}[checkpoints])
+    kept = {"best_and_last": ", checkpoints/best.ckpt, checkpoints/last.ckpt", "last": ", checkpoints/last.ckpt",
+            "none": ""}[checkpoints]
+    lines.append(f"run folder: {run_dir} (config.yaml{kept})")
     lines.append(f"MLflow: {mlflow_where}" if mlflow_where else "MLflow: not tracked (tracking.enabled=false)")
     return "\n".join(lines)
