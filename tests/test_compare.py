@@ -92,6 +92,34 @@ def test_bar_charts_start_at_zero_or_say_so_and_draw_bicubic_dashed(store):
         assert len(ax.patches) == 3  # one bar per config; the baseline is a line, not a bar
     # PSNRs of 29-31.7 dB from zero would hide the differences: cut, and the label says so
     bottom = psnr.get_ylim()[0]
-    assert bottom > 25 and psnr.get_ylabel() == f"axis starts at {bottom:.4g}, not 0"
-    # E*warp 0.25-1.2: the bars start at zero
-    assert ewarp.get_ylim()[0] == 0 and ewarp.get_ylabel() == "from 0"
+    assert bottom > 25 and psnr.get_ylabel() == f"val/psnr (higher is better)\naxis starts at {bottom:.4g}, not 0"
+    # E*warp 0.25-1.2: the bars start at zero; the label names the metric and its direction
+    assert ewarp.get_ylim()[0] == 0 and ewarp.get_ylabel() == "val/ewarp (lower is better)"
+    # every bar says its n; one legend (below the charts) names the bars, the error bars and bicubic
+    assert sorted(t.get_text() for t in psnr.texts if t.get_text().startswith("n=")) == ["n=2", "n=2", "n=2"]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["reference config (full)", "other configs",
+                      "error bar: std over seeds (n runs), clipped at the metric's bounds",
+                      "bicubic upsampling (baseline)"]
+    assert not psnr.get_legend() and not ewarp.get_legend()  # nothing drawn over the bars
+
+
+def test_error_bars_stop_at_the_metrics_natural_bounds():
+    import pandas as pd
+
+    mean, std = pd.Series([0.02, 0.5, 0.99]), pd.Series([0.05, 0.1, float("nan")])
+    assert comparison._clipped_errors(mean, std, "val/ewarp").ravel() == pytest.approx(
+        [0.02, 0.1, 0.0, 0.05, 0.1, 0.0])  # (low, high) rows; E*warp >= 0: 0.02 - 0.05 stops at zero
+    assert comparison._clipped_errors(pd.Series([0.98]), pd.Series([0.05]), "val/ssim").ravel() == pytest.approx(
+        [0.05, 0.02])  # SSIM <= 1
+
+
+def test_every_table_names_its_reference_first(store):
+    runs = load_runs(store["uri"], store["experiment"], parent="abl")
+    assert comparison.markdown_table(comparison.summarize(runs)).splitlines()[0] == \
+        "reference: full (the config named full; --reference picks another)"
+    without_full = runs[runs.group != "full"]
+    assert comparison.markdown_table(comparison.summarize(without_full)).splitlines()[0] == \
+        "reference: no_flow_reg (no config is named full: the first by name; --reference picks another)"
+    assert comparison.markdown_table(comparison.summarize(runs, "no_gan")).splitlines()[0] == \
+        "reference: no_gan (--reference)"

@@ -4,8 +4,11 @@ perception-distortion plot (PSNR against each no-reference perceptual score, bic
 
 Plain bicubic upsampling is a row of every table (`bicubic`, from the `val/bicubic_*` scores each
 run logged on its own validation clips) and a dashed line on every bar chart, so a variant that
-loses to the baseline cannot look like a win. Bars start at zero; where the differences would be
-invisible from zero, the axis is cut and its label says where it starts.
+loses to the baseline cannot look like a win. Every table's first line names the reference config
+and how it was chosen. Bars start at zero; where the differences would be invisible from zero, the
+axis is cut and its label says where it starts. Axis labels name the metric and which way is
+better, error bars (std over seeds) stop at the metric's natural bounds and each bar says its n,
+and the legend sits below the charts, so it covers no bar.
 
 Shared by `ablate`, `sweep`, `compare` and the notebook, so every view shows the same numbers.
 Figures are plain `matplotlib.figure.Figure` objects (no pyplot state): they save the same on a
@@ -22,7 +25,7 @@ from matplotlib.figure import Figure
 
 from vsr_lab.errors import UserError
 from vsr_lab.registry import PERCEPTUAL_METRICS
-from vsr_lab.metrics.directions import lower_is_better
+from vsr_lab.metrics.directions import better_word, lower_is_better, natural_bounds
 
 META_COLUMNS = ("run_id", "group", "seed")
 BICUBIC = "bicubic"  # the baseline's row in every table
@@ -61,13 +64,19 @@ def bicubic_column(metric: str) -> str:
 
 def pick_reference(groups, reference: str | None) -> str:
     """The named group; by default `full` when present, else the first group."""
+    return _reference_and_why(groups, reference)[0]
+
+
+def _reference_and_why(groups, reference: str | None) -> tuple[str, str]:
     groups = list(groups)
     if reference is None:
         configs = [g for g in groups if g != BICUBIC]
-        return "full" if "full" in configs else configs[0]
+        if "full" in configs:
+            return "full", "the config named full; --reference picks another"
+        return configs[0], "no config is named full: the first by name; --reference picks another"
     if reference not in groups:
         raise UserError(f"--reference: {reference!r} is not one of the compared configs ({', '.join(groups)})")
-    return reference
+    return reference, "--reference"
 
 
 def _bicubic_runs(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -90,7 +99,7 @@ def summarize(runs: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
     mean, std, size = grouped.mean(), grouped.std(ddof=1), grouped.size()
     if len(base):
         mean.loc[BICUBIC], std.loc[BICUBIC], size.loc[BICUBIC] = base.mean(), base.std(ddof=1), len(base)
-    ref = pick_reference(mean.index, reference)
+    ref, why = _reference_and_why(mean.index, reference)
     out = pd.DataFrame({"n": size})
     for m in metrics:
         out[f"{m} mean"] = mean[m]
@@ -98,8 +107,14 @@ def summarize(runs: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
         out[f"{m} delta"] = mean[m] - mean.loc[ref, m]
     out.index.name = "config"
     out.attrs["reference"] = ref
+    out.attrs["reference_why"] = why
     out.attrs["metrics"] = metrics
     return out
+
+
+def reference_line(summary: pd.DataFrame) -> str:
+    """`reference: full (the config named full; --reference picks another)`."""
+    return f"reference: {summary.attrs['reference']} ({summary.attrs.get('reference_why', '--reference')})"
 
 
 def markdown_rows(head: list[str], rows: list[list[str]]) -> str:
@@ -116,7 +131,7 @@ def frame_markdown(frame: pd.DataFrame) -> str:
 
 
 def markdown_table(summary: pd.DataFrame, digits: int = 4) -> str:
-    """`mean +- std` and the difference to the reference, one row per config."""
+    """The reference line, then `mean +- std` and the difference to the reference, one row per config."""
     metrics, ref = summary.attrs["metrics"], summary.attrs["reference"]
     head = ["config", "n"] + [f"{m}{' (lower better)' if lower_better(m) else ''}" for m in metrics] \
         + [f"delta {m}" for m in metrics]
@@ -129,7 +144,7 @@ def markdown_table(summary: pd.DataFrame, digits: int = 4) -> str:
             cells.append(f"{mean:.{digits}f}" + ("" if np.isnan(std) else f" +- {std:.{digits}f}"))
         cells += [f"{row[f'{m} delta']:+.{digits}f}" for m in metrics]
         rows.append(cells)
-    return markdown_rows(head, rows)
+    return reference_line(summary) + "\n\n" + markdown_rows(head, rows)
 
 
 def _y_limits(values: np.ndarray) -> tuple[float, float, bool]:
@@ -148,37 +163,64 @@ def _y_limits(values: np.ndarray) -> tuple[float, float, bool]:
     return lo - pad, hi + pad, True
 
 
+def _clipped_errors(mean: pd.Series, std: pd.Series, metric: str) -> np.ndarray:
+    """(2, n) error bar lengths, +- std but never past the metric's natural bounds (an E*warp of
+    0.02 +- 0.05 over two seeds does not reach below zero)."""
+    low, high = natural_bounds(metric)
+    mean, std = mean.to_numpy(float), std.fillna(0.0).to_numpy(float)
+    return np.vstack([np.minimum(std, np.maximum(mean - low, 0.0)), np.minimum(std, np.maximum(high - mean, 0.0))])
+
+
 def bar_charts(summary: pd.DataFrame) -> Figure:
-    """One bar chart per metric: mean per config with the std over seeds as error bars, and the
-    bicubic baseline as a dashed line (not a bar)."""
+    """One bar chart per metric: mean per config with the std over seeds as error bars (n on each
+    bar), and the bicubic baseline as a dashed line (not a bar); one legend below the charts."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     metrics = summary.attrs["metrics"]
+    ref = summary.attrs["reference"]
     cols = min(3, len(metrics))
     rows = -(-len(metrics) // cols)
-    fig = Figure(figsize=(4.2 * cols, 3.6 * rows))
+    fig = Figure(figsize=(4.2 * cols, 3.6 * rows + 0.7))
     axes = fig.subplots(rows, cols, squeeze=False)
     has_base = BICUBIC in summary.index
     bars = configs_only(summary)
     configs = list(bars.index)
-    colors = ["tab:orange" if c == summary.attrs["reference"] else "tab:blue" for c in configs]
+    colors = ["tab:orange" if c == ref else "tab:blue" for c in configs]
     for ax, m in zip(axes.flat, metrics):
-        mean, err = bars[f"{m} mean"], bars[f"{m} std"].fillna(0.0)
+        mean = bars[f"{m} mean"]
+        err = _clipped_errors(mean, bars[f"{m} std"], m)
         ax.bar(range(len(configs)), mean, yerr=err, color=colors, capsize=4)
-        shown = np.concatenate([(mean - err).to_numpy(float), (mean + err).to_numpy(float)])
+        shown = np.concatenate([(mean - err[0]).to_numpy(float), (mean + err[1]).to_numpy(float)])
         if has_base and np.isfinite(summary.loc[BICUBIC, f"{m} mean"]):
             base = float(summary.loc[BICUBIC, f"{m} mean"])
-            ax.axhline(base, color="black", linestyle="--", linewidth=1.2, label=f"bicubic {base:.4g}")
-            ax.legend(fontsize=7, loc="best", framealpha=0.9)
+            ax.axhline(base, color="black", linestyle="--", linewidth=1.2)
+            ax.annotate(f"bicubic {base:.4g}", (1.0, base), xycoords=("axes fraction", "data"), xytext=(-2, 2),
+                        textcoords="offset points", ha="right", va="bottom", fontsize=7)
             shown = np.append(shown, base)
+        label = f"{m} ({better_word(m)})"
         if np.isfinite(shown).any():
             bottom, top, cut = _y_limits(shown[np.isfinite(shown)])
-            ax.set_ylim(bottom, top)
-            ax.set_ylabel(f"axis starts at {bottom:.4g}, not 0" if cut else "from 0", fontsize=8,
-                          color="tab:red" if cut else "black")
+            ax.set_ylim(bottom, top + 0.06 * (top - bottom))  # room for the n labels
+            if cut:
+                label += f"\naxis starts at {bottom:.4g}, not 0"
+        for i, (value, n) in enumerate(zip(mean, bars["n"])):
+            if np.isfinite(value):
+                ax.annotate(f"n={int(n)}", (i, value + err[1][i]), xytext=(0, 2), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=7)
+        ax.set_ylabel(label, fontsize=8, color="tab:red" if "axis starts" in label else "black")
         ax.set_xticks(range(len(configs)), configs, rotation=30, ha="right", fontsize=8)
         ax.set_title(m + (" (lower better)" if lower_better(m) else ""), fontsize=9)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
-    fig.tight_layout()
+    handles = [Patch(color="tab:orange", label=f"reference config ({ref})"),
+               Patch(color="tab:blue", label="other configs"),
+               Line2D([], [], color="black", marker="|", linestyle="none", markersize=10,
+                      label="error bar: std over seeds (n runs), clipped at the metric's bounds")]
+    if has_base:
+        handles.append(Line2D([], [], color="black", linestyle="--", label="bicubic upsampling (baseline)"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.6 / (3.6 * rows + 0.7), 1, 1))
     return fig
 
 
