@@ -15,6 +15,8 @@ from vsr_lab.cli import main
 from vsr_lab.models.build import build_unpruned_generator
 from vsr_lab.models.pruning import frame_flops
 
+from conftest import REPO
+
 
 def test_meta_flop_count_equals_a_real_forward_attention_included():
     """On meta tensors attention runs as bmm and is counted; the CPU's fused SDPA kernel is not counted."""
@@ -59,3 +61,13 @@ def test_bench_cli_writes_json_and_rejects_bad_sizes(tmp_path, capsys):
     assert "unpruned" in capsys.readouterr().out
     assert main(["bench", "--config", "experiments/instavsr_sd21.yaml", "--resolution", "100"] + NARROW) == 2
     assert "--resolution must be a multiple of 32" in capsys.readouterr().err
+
+
+def test_startup_bench_times_each_answer_and_checks_it_is_the_error_line():
+    from vsr_lab.benchmarks.startup import ERROR_CASES, answer_times, format_startup
+
+    answers = answer_times(str(REPO / "ablations" / "no_pixel_gan.yaml"), repeats=1)
+    assert set(answers) == {*ERROR_CASES, "help", "print_config"} and all(s > 0 for s in answers.values())
+    text = format_startup({"repeats": 1, "answers_s": answers, "fit_batches": 4, "config": "c",
+                           "fit_phases": {"imports_s": 1.5, "total_s": 3.0}})
+    assert "missing_upscale_input" in text and "imports                     1.50 s" in text

@@ -1,5 +1,6 @@
-"""`bench`: the cost of the configured generator against the unpruned one-step pipeline, or with
-`--train` the cost of a training step under each memory lever (vsr_lab.benchmarks)."""
+"""`bench`: the cost of the configured generator against the unpruned one-step pipeline, with
+`--train` the cost of a training step under each memory lever, with `--startup` the time to an
+error line and where a short fit's fixed cost goes (vsr_lab.benchmarks)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ def add_parser(sub) -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed clips; the median is reported (default 3)")
     p.add_argument("--train", action="store_true",
                    help="time a training step for none / gradient checkpointing / LoRA / both instead")
+    p.add_argument("--startup", action="store_true",
+                   help="time instead how long errors, --help and --print-config take to answer (median of "
+                        "--repeats), and the phases of a --fit-batches fit of the config")
+    p.add_argument("--fit-batches", type=int, default=4, help="with --startup: batches of the timed fit (default 4)")
     p.set_defaults(func=run)
 
 
@@ -27,6 +32,15 @@ def run(args) -> int:
     if printed(args, cfg):
         return 0
     writable_file(args.json, "--json")
+    if args.startup:
+        from vsr_lab.benchmarks.startup import format_startup, run_startup_bench
+        from vsr_lab.json_output import write_json
+
+        result = run_startup_bench(args.config, args.repeats, batches=args.fit_batches)
+        print(format_startup(result))
+        if args.json:
+            print(f"wrote {write_json(result, args.json)}")
+        return 0
     common = dict(resolution=args.resolution, frames=args.frames, device=args.device, warmup=args.warmup,
                   repeats=args.repeats)
     if args.train:
