@@ -70,4 +70,4 @@ def test_startup_bench_times_each_answer_and_checks_it_is_the_error_line():
     assert set(answers) == {*ERROR_CASES, "help", "print_config"} and all(s > 0 for s in answers.values())
     text = format_startup({"repeats": 1, "answers_s": answers, "fit_batches": 4, "config": "c",
                            "fit_phases": {"imports_s": 1.5, "total_s": 3.0}})
-    assert "missing_upscale_input" in text and "imports                     1.50 s" in text
+    assert "missing_upscale_input" in text and "  imports                    1.50 s" in text
