@@ -130,6 +130,8 @@ def test_nan_and_infinity_are_refused():
 # One config breaking each rule of config/rules.py (by its function name): a new rule needs a case.
 CROSS_CASES = {
     "hr_size_divisible_by_scale": (["data.hr_size=66"], "key 'data.hr_size' must be a multiple of data.scale (4)"),
+    "degrade_size_holds_the_crop": (["data.degrade_size=130"], "key 'data.degrade_size' must be at least "
+                                                               "data.hr_size (64) and a multiple of data.scale (4)"),
     "val_hr_size_divisible_by_scale": (["data.val_hr_size=90"], "key 'data.val_hr_size' must be a multiple"),
     "batch_fits_the_clips": (["data.train_clips=3"], "key 'data.batch_size' (4) must not exceed data.train_clips (3)"),
     "temporal_loss_needs_two_frames": (["data.num_frames=1"], "key 'data.num_frames' must be >= 2 while"),
@@ -145,6 +147,7 @@ CROSS_CASES = {
 }
 # Configs next to the edge that every rule lets through.
 CROSS_OK = [
+    ["data.degrade_size=64"], ["data.degrade_size=256"],
     ["data.num_frames=1", "loss.temporal.enabled=false"],
     ["data.source=folder", "data.val_frames=0", "data.val_hr_size=90"],
     ["data.hr_size=16", "data.val_hr_size=12", "data.train_clips=4", "metrics.perceptual=[]"],

@@ -208,3 +208,37 @@ def test_time_reversal_intervals_and_vertical_flips_apply_to_the_whole_clip(ramp
                for d in range(6))
     with pytest.raises(UserError, match="fewer than num_frames=5 at interval 2"):
         FolderClipDataset(ramp_clip, num_frames=5, intervals=[2])
+
+
+def test_degrade_size_degrades_a_larger_window_and_crops_after(tmp_path):
+    """`data.degrade_size`: the LR is the crop of the degraded whole window (a codec sees a real
+    frame size), the GT and exact flow are the same crop, and validity is judged inside the crop."""
+    import numpy as np
+
+    from vsr_lab.data.synthetic import SyntheticClipDataset
+    from vsr_lab.ops.flow import flow_warp
+
+    seen = []
+
+    def degrade(gt, rng):  # records the size it is given; bicubic like the default
+        from vsr_lab.ops.resize import bicubic_downsample
+        seen.append(tuple(gt.shape[-2:]))
+        return bicubic_downsample(gt, 4)
+
+    whole = SyntheticClipDataset("train", num_clips=3, num_frames=3, hr_size=32, scale=4, seed=1,
+                                 degradation=degrade, degrade_size=96)
+    item = whole[0]
+    assert seen == [(96, 96)] and item["gt"].shape == (3, 3, 32, 32) and item["lr"].shape == (3, 3, 8, 8)
+    assert item["flow_fw"].shape == (2, 2, 32, 32)
+    # the LR is the crop of the window's LR: downscaling the cropped GT gives it back away from the border
+    from vsr_lab.ops.resize import bicubic_downsample
+    assert torch.allclose(bicubic_downsample(item["gt"], 4)[..., 2:-2, 2:-2], item["lr"][..., 2:-2, 2:-2], atol=2e-2)
+    # the exact flow still warps frame t+1 onto frame t where it is valid (inside the crop)
+    warped = flow_warp(item["gt"][1:], item["flow_fw"])
+    valid = item["valid_fw"].expand_as(warped) > 0.5
+    assert (warped - item["gt"][:-1]).abs()[valid].mean() < 0.02 and valid.float().mean() > 0.5
+    again = SyntheticClipDataset("train", num_clips=3, num_frames=3, hr_size=32, scale=4, seed=1,
+                                 degradation=degrade, degrade_size=96)[0]
+    assert torch.equal(again["lr"], item["lr"]) and np.array_equal(again["gt"].numpy(), item["gt"].numpy())
+    with pytest.raises(UserError, match=r"key 'data.degrade_size' must be at least data.hr_size \(64\)"):
+        load_config(None, ["data.degrade_size=32"])

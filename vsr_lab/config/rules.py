@@ -57,6 +57,14 @@ def hr_size_divisible_by_scale(cfg):
                 f"pixels; got {d.hr_size}")
 
 
+@cross_rule("data.degrade_size", "data.hr_size", "data.scale")
+def degrade_size_holds_the_crop(cfg):
+    d = cfg.data
+    if d.degrade_size is not None and (d.degrade_size < d.hr_size or d.degrade_size % d.scale):
+        return (f"key 'data.degrade_size' must be at least data.hr_size ({d.hr_size}) and a multiple of data.scale "
+                f"({d.scale}): the training crop is cut from the degraded window; got {d.degrade_size}")
+
+
 @cross_rule("data.val_hr_size", "data.scale", "data.source")
 def val_hr_size_divisible_by_scale(cfg):
     d = cfg.data

@@ -96,6 +96,10 @@ class DataConfig:
     scale: int = checked(4, at_least(1))
     num_frames: int = checked(5, at_least(1))
     hr_size: int = checked(64, at_least(1))
+    # synthetic and photos, training clips: the HR side of the window that is rendered and degraded
+    # before the hr_size training crop is cut from it (null: hr_size), so a codec or blur meets a
+    # frame of a real frame's size (a 16 x 16 LR crop is one H.264 macroblock)
+    degrade_size: Optional[int] = checked(None, at_least(1))
     batch_size: int = checked(4, at_least(1))
     num_workers: int = checked(0, NON_NEGATIVE)
     train_clips: int = checked(100_000, at_least(1))

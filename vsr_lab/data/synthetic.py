@@ -204,7 +204,7 @@ class SyntheticClipDataset(torch.utils.data.Dataset):
                  seed: int = 0, degradation: Callable | None = None, max_shift: float = 2.0,
                  max_zoom: float = 0.02, max_rotation_deg: float = 1.0,
                  photos: Sequence[str | Path] | None = None, min_detail: float = 0.0, max_tries: int = 8,
-                 photo_flips: bool = False) -> None:
+                 photo_flips: bool = False, degrade_size: int | None = None) -> None:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
         if hr_size % scale:
@@ -226,6 +226,9 @@ class SyntheticClipDataset(torch.utils.data.Dataset):
         self.min_detail = min_detail
         self.max_tries = max(1, max_tries)
         self.photo_flips = photo_flips
+        self.degrade_size = degrade_size or hr_size  # rendered and degraded at this size, then cropped
+        if self.degrade_size < hr_size or self.degrade_size % scale:
+            raise ValueError(f"degrade_size {self.degrade_size} must be >= hr_size {hr_size} and divisible by {scale}")
 
     def __len__(self) -> int:
         return self.num_clips
@@ -240,17 +243,39 @@ class SyntheticClipDataset(torch.utils.data.Dataset):
             k = int(np.random.default_rng(np.random.SeedSequence([self.seed, _FLIP_STREAM, index])).integers(8))
             image = dihedral(image, k)
         best: dict | None = None
+        size = self.degrade_size
         for _ in range(self.max_tries):
-            item: dict = render_clip(image, self.num_frames, (self.hr_size, self.hr_size), rng,
-                                     **self.motion)
-            item["detail"] = gt_detail(item["gt"][0], self.scale)
+            item: dict = render_clip(image, self.num_frames, (size, size), rng, **self.motion)
+            if size > self.hr_size:  # the training crop: judged for detail, and cut after the degradation
+                item["crop"] = _crop_origin(rng, size, self.hr_size, self.scale)
+            item["detail"] = gt_detail(_cropped(item, "gt", self.hr_size)[0], self.scale)
             if best is None or item["detail"] > best["detail"]:
                 best = item
             if item["detail"] >= self.min_detail:
                 break
         best["lr"] = self.degradation(best["gt"], rng)
+        if "crop" in best:
+            lr_size, (top, left) = self.hr_size // self.scale, best.pop("crop")
+            best["lr"] = best["lr"][..., top // self.scale:top // self.scale + lr_size,
+                                    left // self.scale:left // self.scale + lr_size].contiguous()
+            for key in ("gt", "flow_fw", "flow_bw"):
+                best[key] = best[key][..., top:top + self.hr_size, left:left + self.hr_size].contiguous()
+            best["valid_fw"], best["valid_bw"] = in_view_mask(best["flow_fw"]), in_view_mask(best["flow_bw"])
         best["name"] = f"{photo_name(photo)}_{index:05d}"
         return best
+
+
+def _crop_origin(rng: np.random.Generator, size: int, crop: int, scale: int) -> tuple[int, int]:
+    """(top, left) of a `crop` window inside `size`, on the LR grid (multiples of `scale`)."""
+    steps = (size - crop) // scale + 1
+    return int(rng.integers(steps)) * scale, int(rng.integers(steps)) * scale
+
+
+def _cropped(item: dict, key: str, crop: int) -> torch.Tensor:
+    if "crop" not in item:
+        return item[key]
+    top, left = item["crop"]
+    return item[key][..., top:top + crop, left:left + crop]
 
 
 def dihedral(image: torch.Tensor, k: int) -> torch.Tensor:
@@ -304,5 +329,5 @@ def synthetic_split(cfg, split: str, degradation, photos: Sequence[str | Path] |
         degradation=degradation,
         max_shift=d.motion.max_shift, max_zoom=d.motion.max_zoom,
         max_rotation_deg=d.motion.max_rotation_deg, min_detail=d.min_detail,
-        photos=photos, photo_flips=d.photo_flips and train,
+        photos=photos, photo_flips=d.photo_flips and train, degrade_size=d.degrade_size if train else None,
     )
