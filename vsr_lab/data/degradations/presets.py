@@ -6,6 +6,12 @@
   `h264` is the same FFmpeg encoder as `libx264`, so the codec choice is libx264 2/3, mpeg4 1/3.
 - `light`: the milder ranges recent diffusion VSR trains with (DLoRAL / MGLD "light"), a milder
   codec, and half the resizes antialiased, since real LR video comes from both kinds of resizer.
+- `video`: what a video is by the time it reaches a user, one clip at a time: a mild optical blur
+  for some clips, a downscale by either kind of resizer (antialiased, as ffmpeg or PIL do, or
+  aliased, as OpenCV's plain kernels do), mild sensor-like noise for some, and for most an H.264
+  4:2:0 round trip at a quality anywhere from near-lossless (CRF 10) to a streaming one (CRF 32);
+  a fifth of the clips stay clean. One order, no second-order stages: the conditions real footage
+  shows, not a worst case. Meant with `data.degrade_size`, so the codec sees a frame, not a crop.
 - `pipeline`: no stages of its own; `data.degradation.stages` lists them all (each with `kind`).
 `bicubic` (bicubic.py) is the classic clean degradation and stays the default.
 """
@@ -78,6 +84,16 @@ LIGHT = {
               "crf": [18.0, 28.0], "qscale": [2.0, 8.0]},
     "final": _final(0.5),
 }
+VIDEO = {
+    "blur": {"kind": "blur", "p": 0.4, "kernel_size": [7, 13], "kernels": ["iso", "aniso"], "kernel_probs": [0.7, 0.3],
+             "sinc_p": 0.0, "sigma": [0.3, 1.5], "sigma_step": 0.02, "rotation": [-math.pi, math.pi],
+             "rotation_step": 0.314},
+    "downscale": {"kind": "final_resize", "modes": ["area", "bilinear", "bicubic"], "mode_probs": [0.2, 0.3, 0.5],
+                  "antialias_p": 0.5, "sinc_p": 0.0},
+    "noise": {"kind": "noise", "p": 0.4, "gaussian_p": 0.7, "sigma": [1.0, 6.0], "poisson_scale": [0.05, 0.5],
+              "gray_p": 0.3, **NOISE_STEPS},
+    "codec": {"kind": "video_codec", "p": 0.8, "codecs": ["libx264"], "codec_probs": [1.0], "crf": [10.0, 32.0]},
+}
 # the video codec and the final resize swap places at random per clip (RealBasicVSR)
 SHUFFLE = ["codec", "final"]
 
@@ -90,6 +106,11 @@ def build_realbasicvsr(cfg: DictConfig) -> DegradationPipeline:
 @DEGRADATIONS.register("light")
 def build_light(cfg: DictConfig) -> DegradationPipeline:
     return build_pipeline(cfg, LIGHT, SHUFFLE)
+
+
+@DEGRADATIONS.register("video")
+def build_video(cfg: DictConfig) -> DegradationPipeline:
+    return build_pipeline(cfg, VIDEO)
 
 
 @DEGRADATIONS.register("pipeline")
