@@ -1,6 +1,6 @@
 """`photos prepare`: photos found at any depth, BasicSR's crop grid, the flatness filter, roles split
-by photo, the manifest, the photos inside .edj files, the curated Debian table, re-runs and error
-lines. Small synthetic photos and small crops; the real
+by photo, the manifest, the photos inside .edj files, the curated Debian table, re-runs, error
+lines, and the `photos` source reading a corpus. Small synthetic photos and small crops; the real
 Debian packages only in the `slow` tests (and the licence check, skipped where not installed)."""
 
 from __future__ import annotations
@@ -18,13 +18,17 @@ import pytest
 from PIL import Image
 
 from vsr_lab.cli import main
+from vsr_lab.config import load_config
 from vsr_lab.data.corpus_format import MANIFEST, ROLES, CorpusSettings
+from vsr_lab.data.datamodule import build_dataset
 from vsr_lab.data.debian_photos import CONTENTS, PACKAGES, PHOTOS
 from vsr_lab.data.photo_corpus import drawn_role, prepare_corpus
 from vsr_lab.data.photo_crops import crop_boxes, grid_starts, mean_gradients, spread
 from vsr_lab.errors import UserError
 from vsr_lab.media.eet import EET_MAGIC, eet_jpegs, largest_eet_jpeg
 from vsr_lab.media.paths import find_images
+
+from conftest import REPO
 
 SMALL = CorpusSettings(crop_size=64, step=32, min_gradient=2.0, val_crops=2, val_share=0.25, bench_share=0.25,
                        bench_max_side=100)
@@ -339,3 +343,29 @@ def test_an_out_that_is_not_a_corpus_is_refused(tmp_path, capsys, folder):
     assert "is not a photo corpus (no manifest.json); refusing to replace it" in capsys.readouterr().err
     assert (mine / "keep.png").is_file()
 
+
+# ----- the photos source on a corpus ------------------------------------------------------------
+def test_the_photos_source_reads_a_corpus(folder, tmp_path):
+    out = tmp_path / "photos"
+    prepare_corpus(out, [folder], settings=SMALL)
+    crops = manifest_of(out)["crops"]
+    cfg = load_config(REPO / "experiments" / "instavsr_tiny_realworld_photos.yaml",
+                      ["data.hr_size=32", "data.num_frames=2", "data.val_hr_size=32", "data.val_frames=2",
+                       "data.val_clips=2", f"data.photo_root={out}/train", f"data.val_photo_root={out}/val",
+                       "data.degradation.type=bicubic"])
+    extra = save(textured(5), out / "train" / "mine" / "extra.png")  # a role folder is searched at any depth
+    train = build_dataset(cfg, "train")
+    assert sorted(map(str, train.photos)) == \
+        sorted([str(extra)] + [str(out / c["file"]) for c in crops if c["file"].startswith("train/")])
+    assert train[0]["gt"].shape == (2, 3, 32, 32)
+    val = build_dataset(cfg, "val")  # four crops, two clips: spread over them, one per validation photo
+    val_files = [Path(c["file"]).stem for c in crops if c["file"].startswith("val/")]
+    assert [val[i]["name"] for i in range(2)] == [f"{val_files[0]}_00000", f"{val_files[2]}_00001"]
+    assert val_files[0].rsplit("_", 1)[0] != val_files[2].rsplit("_", 1)[0]
+    with pytest.raises(UserError, match=rf"data.photo_root': {out} is a photo corpus; point the key at one of its"):
+        build_dataset(load_config(REPO / "experiments" / "instavsr_tiny_realworld_photos.yaml",
+                                  [f"data.photo_root={out}"]), "train")
+    shutil.rmtree(out / "train")
+    (out / "train").mkdir()
+    with pytest.raises(UserError, match=r"data.photo_root': no image files .* \(a corpus of real photos: python -m"):
+        build_dataset(cfg, "train")
