@@ -22,14 +22,33 @@ CONFIGS = sorted(p.relative_to(REPO).as_posix() for p in
 CPU_CONFIGS = [c for c in CONFIGS if "sd21" not in c]
 
 
+def corpus_overrides(config: str, folder: Path) -> list[str]:
+    """A config that trains on a photo corpus gets a small one, made by `photos prepare` from two
+    built-in photos (every photo trains; validation reads the same crops)."""
+    if load_config(REPO / config).data.source != "photos":
+        return []
+    from PIL import Image
+    from skimage import data as skdata
+
+    from vsr_lab.data.corpus_format import CorpusSettings
+    from vsr_lab.data.photo_corpus import prepare_corpus
+
+    for name in ("astronaut", "chelsea"):
+        (folder / "src").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(getattr(skdata, name)()).save(folder / "src" / f"{name}.png")
+    prepare_corpus(folder / "photos", [folder / "src"],
+                   settings=CorpusSettings(crop_size=96, step=96, val_share=0, bench_share=0))
+    return [f"data.photo_root={folder / 'photos/train'}", f"data.val_photo_root={folder / 'photos/train'}"]
+
+
 def run_metrics(cfg, run_id: str) -> dict[str, float]:
     client = mlflow.MlflowClient(tracking_uri=cfg.tracking.tracking_uri)
     return client.get_run(run_id).data.metrics
 
 
 @pytest.mark.parametrize("config", CPU_CONFIGS)
-def test_every_config_trains_a_few_steps(config, tiny_overrides):
-    cfg = load_config(REPO / config, tiny_overrides)
+def test_every_config_trains_a_few_steps(config, tiny_overrides, tmp_path):
+    cfg = load_config(REPO / config, tiny_overrides + corpus_overrides(config, tmp_path))
     trainer, run = fit(cfg, config)
     module = trainer.lightning_module
     assert module.batches_done == 2

@@ -21,7 +21,8 @@ EXIT_USER_ERROR = 2
 COMMANDS = {
     "fit": "fit", "validate": "validate", "test": "test", "evaluate": "evaluate",
     "ablate": "ablate", "compare": "compare", "sweep": "sweep", "prune-study": "prune_study",
-    "upscale": "upscale", "sample-clip": "sample_clip", "degrade": "degrade", "headroom": "headroom",
+    "upscale": "upscale", "sample-clip": "sample_clip", "degrade": "degrade", "photos": "photos",
+    "headroom": "headroom",
     "bench": "bench", "niqe-fit": "niqe_fit", "merge-lora": "merge_lora", "runs": "runs",
 }
 

@@ -52,6 +52,21 @@ def list_frame_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(files, key=natural_key)
 
 
+def find_images(root: str | os.PathLike, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> list[Path]:
+    """The files under `root` with one of `extensions` (any case), at any depth: a photo folder may
+    nest (DIV2K-style trees, a corpus's role folder, a wallpaper package), unlike a frame folder.
+    Sorted naturally folder by folder (a/2.png, a/10.png, b/1.png); hidden files and folders are
+    skipped; a missing folder or one without any is a UserError naming it."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise UserError(f"photo folder not found: {root}")
+    found = [p for p in root.rglob("*") if p.suffix.lower() in extensions and p.is_file()
+             and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    if not found:
+        raise UserError(f"no image files ({', '.join(sorted(extensions))}) in folder {root} or below")
+    return sorted(found, key=lambda p: [natural_key(part) for part in p.relative_to(root).parts])
+
+
 def list_videos(folder: Path) -> list[Path]:
     """The video files directly inside `folder` (by extension), naturally sorted."""
     return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS),
