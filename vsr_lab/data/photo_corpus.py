@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
+from vsr_lab.console import live_bars
 from vsr_lab.data.corpus_format import FORMAT, MANIFEST, ROLES, CorpusSettings
 from vsr_lab.data.debian_photos import PACKAGES, apt_line, installed_photos
 from vsr_lab.data.photo_crops import crop_boxes, mean_gradients, spread
@@ -297,6 +299,7 @@ def prepare_corpus(out: str | os.PathLike, folders: Sequence[str | os.PathLike] 
     """Build (or confirm) the corpus at `out` from the Debian photos of `packages` (None: none;
     empty: every package of the table) and the photos under `folders`."""
     out, settings = Path(out).expanduser(), settings or CorpusSettings()
+    progress = progress and live_bars(sys.stderr)  # bars on a terminal only, not redrawn line by line in a log
     photos, missing = _gather(out, folders, packages, root)
     for package in missing:
         note(f"not installed: {package} ({apt_line([package])}); going on without it")
