@@ -23,12 +23,11 @@ import statistics
 import time
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from vsr_lab.devices import resolve_device
 from vsr_lab.errors import UserError
 from vsr_lab.inference.memory import PeakMemory
-from vsr_lab.json_output import write_json
 from vsr_lab.models.build import build_unpruned_generator
 from vsr_lab.models.pruning import apply_pruning, frame_flops, inference_parameters
 
@@ -131,12 +130,3 @@ def format_table(result: dict) -> str:
                      f"{s['params_after'] / 1e6:9.1f}   {s['gflops_before']:9.4g} -> {s['gflops_after']:9.4g}"
                      + (f"   ({s['note']})" if s["note"] else ""))
     return "\n".join(lines)
-
-
-def bench_command(cfg: DictConfig, config_path: str, json_path: str | None, **kwargs) -> dict:
-    result = run_bench(cfg, config_path, **kwargs)
-    print(format_table(result))
-    if json_path:
-        result["resolved_config"] = OmegaConf.to_container(cfg, resolve=True)
-        print(f"wrote {write_json(result, json_path)}")
-    return result

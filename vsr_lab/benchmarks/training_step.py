@@ -25,9 +25,8 @@ from lightning.fabric import Fabric
 from omegaconf import DictConfig, OmegaConf
 
 from vsr_lab.devices import resolve_device
-from vsr_lab.inference.memory import PeakMemory
-from vsr_lab.json_output import write_json
 from vsr_lab.errors import UserError
+from vsr_lab.inference.memory import PeakMemory
 
 VARIANTS = {
     "none": {"gradient_checkpointing": False, "lora": False},
@@ -161,12 +160,3 @@ def format_train_table(result: dict) -> str:
         cells = [f"{r[key] / div:11.3f} ({q[rkey]:5.3f})" for _, key, rkey, div in cols]
         lines.append(f"| {v:13s} | " + " | ".join(f"{c:>20s}" for c in cells) + " |")
     return "\n".join(lines)
-
-
-def train_bench_command(cfg: DictConfig, config_path: str, json_path: str | None, **kwargs) -> dict:
-    result = run_train_bench(cfg, config_path, **kwargs)
-    print(format_train_table(result))
-    if json_path:
-        result["resolved_config"] = OmegaConf.to_container(cfg, resolve=True)
-        print(f"wrote {write_json(result, json_path)}")
-    return result

@@ -34,23 +34,34 @@ def run(args) -> int:
     writable_file(args.json, "--json")
     if args.startup:
         from vsr_lab.benchmarks.startup import format_startup, run_startup_bench
-        from vsr_lab.json_output import write_json
 
         result = run_startup_bench(args.config, args.repeats, batches=args.fit_batches)
-        print(format_startup(result))
-        if args.json:
-            print(f"wrote {write_json(result, args.json)}")
+        _report(result, format_startup(result), args.json)
         return 0
     common = dict(resolution=args.resolution, frames=args.frames, device=args.device, warmup=args.warmup,
                   repeats=args.repeats)
     if args.train:
         if args.dtype != "float32":
             raise UserError("bench --train: --dtype is for inference; training precision is trainer.precision")
-        from vsr_lab.benchmarks.training_step import train_bench_command  # torch and Lightning load here
+        from vsr_lab.benchmarks.training_step import format_train_table, run_train_bench  # torch, Lightning
 
-        train_bench_command(cfg, args.config, args.json, **common)
+        result = run_train_bench(cfg, args.config, **common)
+        table = format_train_table(result)
     else:
-        from vsr_lab.benchmarks.generator import bench_command  # torch and diffusers load here
+        from vsr_lab.benchmarks.generator import format_table, run_bench  # torch and diffusers load here
 
-        bench_command(cfg, args.config, args.json, dtype=args.dtype, **common)
+        result = run_bench(cfg, args.config, dtype=args.dtype, **common)
+        table = format_table(result)
+    from omegaconf import OmegaConf
+
+    result["resolved_config"] = OmegaConf.to_container(cfg, resolve=True)
+    _report(result, table, args.json)
     return 0
+
+
+def _report(result: dict, table: str, json_path: str | None) -> None:
+    from vsr_lab.json_output import write_json
+
+    print(table)
+    if json_path:
+        print(f"wrote {write_json(result, json_path)}")
