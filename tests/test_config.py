@@ -107,7 +107,8 @@ def test_choice_lists_come_from_the_registries():
     assert allowed_choices(fields["model.pruning.importance"]) == registry.CHANNEL_IMPORTANCE.names()
     assert set(allowed_choices(fields["model.backbone.preset"])) == {"tiny", "sd21"}
     assert set(allowed_choices(fields["data.source"])) == {"synthetic", "folder", "photos", "reds", "vimeo90k"}
-    assert set(allowed_choices(fields["data.degradation.type"])) == {"bicubic", "realbasicvsr", "light", "pipeline"}
+    assert set(allowed_choices(fields["data.degradation.type"])) == {"bicubic", "realbasicvsr", "light", "pipeline",
+                                                                            "video"}
     assert set(registry.DEGRADATION_STAGES.names()) == {"blur", "resize", "final_resize", "noise", "jpeg",
                                                          "video_codec"}
     assert "model.residual" not in fields  # dead key removed
