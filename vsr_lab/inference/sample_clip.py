@@ -8,6 +8,7 @@ to follow.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import av
@@ -15,14 +16,21 @@ import cv2
 import numpy as np
 import torch
 
-from vsr_lab.ops.resize import bicubic_downsample
+from vsr_lab.errors import UserError
+from vsr_lab.media.audio import ToneTrack
 from vsr_lab.media.frame_writer import write_frame_folder
+from vsr_lab.media.outputs import partial_path
+from vsr_lab.ops.resize import bicubic_downsample
 
 
 def load_photo(name: str) -> np.ndarray:
+    """A photo bundled in scikit-image, by its loader's name (`camera`, `hubble_deep_field`, ...)."""
     from skimage import data as skdata
 
-    photo = getattr(skdata, name)()
+    loader = getattr(skdata, name, None)
+    if not callable(loader) or name.startswith("_") or name in ("download_all", "lbp_frontal_face"):
+        raise UserError(f"--photo {name!r} is not a scikit-image photo (e.g. camera, hubble_deep_field, astronaut)")
+    photo = np.asarray(loader())
     if photo.ndim == 2:
         photo = np.repeat(photo[..., None], 3, axis=2)
     return np.ascontiguousarray(photo[..., :3])
@@ -47,23 +55,39 @@ def camera_frames(photo: np.ndarray, width: int, height: int, frames: int) -> li
     return out
 
 
-def write_lossless(path: Path, frames: list[np.ndarray], fps: int = 24) -> None:
-    """RGB frames into an FFV1 .mkv (bgr0: no YUV rounding)."""
-    with av.open(str(path), "w") as out:
+def write_lossless(path: Path, frames: list[np.ndarray], fps: int = 24, audio: bool = False) -> None:
+    """RGB frames into an FFV1 .mkv (bgr0: no YUV rounding), with `audio` a test tone beside them
+    (media.audio); written under a temporary name and renamed when whole."""
+    path = Path(path)
+    partial = partial_path(path)
+    with av.open(str(partial), "w") as out:
         stream = out.add_stream("ffv1", rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "bgr0"
-        for f in frames:
+        tone = ToneTrack(out) if audio else None
+        for i, f in enumerate(frames):
             out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")))
+            if tone is not None:
+                tone.write_until((i + 1) / fps)  # interleaved with the frames it plays under
         out.mux(stream.encode(None))
+        if tone is not None:
+            tone.close()
+    os.replace(partial, path)
 
 
 def make_sample_clip(out_dir: Path, photo: str = "hubble_deep_field", frames: int = 30, width: int = 256,
-                     height: int = 192, scale: int = 4) -> None:
+                     height: int = 192, scale: int = 4, audio: bool = False) -> tuple[Path, Path]:
+    """Write OUT/gt/ (the HR frames) and OUT/lr.mkv (the bicubic LR, lossless; with `audio` a
+    test tone too); returns both paths. A folder that holds either already is refused."""
     out_dir = Path(out_dir)
+    gt, lr_file = out_dir / "gt", out_dir / "lr.mkv"
+    for existing in (gt, lr_file):
+        if existing.exists():
+            raise UserError(f"{existing} exists already; give sample-clip another folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     hr = camera_frames(load_photo(photo), width, height, frames)
-    write_frame_folder(hr, out_dir / "gt")
+    write_frame_folder(hr, gt)
     lr = bicubic_downsample(torch.from_numpy(np.stack(hr)).permute(0, 3, 1, 2).float() / 255, scale)
     lr = (lr * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    write_lossless(out_dir / "lr.mkv", list(lr))
+    write_lossless(lr_file, list(lr), audio=audio)
+    return gt, lr_file
