@@ -1,6 +1,6 @@
 """A student's recovery from its teacher is a fine-tuning (`model.teacher.recovery`): a fraction of
 the training rate after a linear warm-up, the teacher's critics where they fit; each key changes
-what trains, and a bad value is one error line."""
+what trains, a bad value is one error line, and a loss the teacher never had is named."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from vsr_lab import cli
 from vsr_lab.training.module import VSRModule
 from vsr_lab.training.schedules import build_scheduler
+from vsr_lab.training.teacher import loss_differences
 
 GAN = ("loss.adversarial_latent.enabled=true", "loss.adversarial_pixel.enabled=true")
 
@@ -112,3 +113,11 @@ def test_bad_recovery_values_are_one_line_exit_2(capsys, override, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(f"error: command line: {message}"), err
 
+
+def test_loss_differences_name_each_key_the_teacher_trained_without():
+    teacher, student = tiny_cfg(), tiny_cfg(*GAN, "loss.temporal.weight=0.5")
+    assert loss_differences(teacher, teacher) == []
+    assert loss_differences(teacher, student) == [
+        "loss.adversarial_latent.enabled: True (teacher: False)",
+        "loss.adversarial_pixel.enabled: True (teacher: False)",
+        "loss.temporal.weight: 0.5 (teacher: 0.2)"]

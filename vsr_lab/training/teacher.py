@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from vsr_lab.config.loading import flatten
 from vsr_lab.errors import UserError
 from vsr_lab.models.build import build_unpruned_generator
 from vsr_lab.models.lora import add_lora
@@ -85,3 +86,11 @@ def carry_critics(critics: nn.ModuleDict, cfg: DictConfig) -> list[str]:
             carried.append(space)
     return carried
 
+
+def loss_differences(teacher_cfg: DictConfig, cfg: DictConfig) -> list[str]:
+    """`loss.*` settings of `cfg` that differ from those the teacher was trained with, as
+    `key: value (teacher: value)`: a student recovered under other losses (adversarial terms the
+    teacher never had) is not measured against the same objective."""
+    theirs, ours = ({k: v for k, v in flatten(c).items() if k.startswith("loss.")} for c in (teacher_cfg, cfg))
+    return [f"{k}: {ours.get(k)} (teacher: {theirs.get(k)})" for k in sorted(set(theirs) | set(ours))
+            if theirs.get(k) != ours.get(k)]
