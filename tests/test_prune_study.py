@@ -133,6 +133,7 @@ def test_after_recovery_is_the_best_validation_or_the_cut():
     history = [{"batches": 10, "val/psnr": 29.5, "val/ewarp": 0.2}, {"batches": 20, "val/psnr": 30.4, "val/ewarp": 0.12},
                {"batches": 30, "val/psnr": 30.2, "val/ewarp": 0.09}]
     assert recovered(before, history) == ({"psnr": 30.4, "ewarp": 0.12}, "best.ckpt (batch 20)")
+    assert recovered(before, history, "last")[1] == "batch 20 (not kept: trainer.checkpoints=last)"
     worse = [{**h, "val/psnr": h["val/psnr"] - 1} for h in history]
     assert recovered(before, worse) == (before, KEPT_AS_CUT)
     assert recovered(before, [{"batches": 10, "val/psnr": 30.0}]) == (before, KEPT_AS_CUT)  # a tie is no gain
@@ -153,6 +154,21 @@ def test_missing_teacher_is_one_error(tmp_path, capsys):
     code = cli.main(["prune-study", "--teacher", str(tmp_path / "none.ckpt"), "--configs", CONFIGS])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [f"error: checkpoint not found: {tmp_path / 'none.ckpt'}"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["model.teacher.recovery.lr_ratio=0"], "error: command line: key 'model.teacher.recovery.lr_ratio' must be > 0"),
+    (["model.teacher.recovery.warmup=1"], "error: command line: key 'model.teacher.recovery.warmup' must be"),
+    (["--validations", "0"], "error: --validations must be >= 1, got 0"),
+])
+def test_bad_recovery_settings_are_one_error_before_any_run(tmp_path, capsys, args, message):
+    teacher = write_teacher(tmp_path / "teacher.ckpt")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = cli.main(["prune-study", "--teacher", str(teacher), "--configs", CONFIGS, "--recover-batches", "10",
+                     f"tracking.tracking_uri={uri}", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(message), err
+    assert not (tmp_path / "mlflow.db").exists()  # nothing ran, not even the parent run
 
 
 # A CPU-sized version of issue 26's case: a no_gan teacher trained over its whole cosine, then

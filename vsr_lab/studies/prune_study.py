@@ -65,13 +65,17 @@ def validation_interval(recover_batches: int, validations: int) -> int:
                 if recover_batches % d == 0 and recover_batches // d <= validations)
 
 
-def recovered(before: dict[str, float], history: list[dict]) -> tuple[dict[str, float], str]:
+def recovered(before: dict[str, float], history: list[dict],
+              checkpoints: str = "best_and_last") -> tuple[dict[str, float], str]:
     """(scores after recovery, where they come from): the validation with the best val/psnr (what
-    the child's checkpoints/best.ckpt holds) when it beats the cut, else the cut's own scores."""
+    the child's checkpoints/best.ckpt holds, unless `trainer.checkpoints` keeps none) when it beats
+    the cut, else the cut's own scores."""
     best = best_validation(history)
     key = MONITOR.split("/", 1)[1]
     if best is None or not best.get(MONITOR, -math.inf) > before.get(key, math.inf):
         return dict(before), KEPT_AS_CUT
+    if checkpoints != "best_and_last":
+        return _under(best, "val/"), f"batch {best['batches']} (not kept: trainer.checkpoints={checkpoints})"
     return _under(best, "val/"), f"best.ckpt (batch {best['batches']})"
 
 
@@ -232,7 +236,7 @@ def run_prune_study(teacher: str, pattern: str, recover_batches: int, overrides=
         tags = {MLFLOW_PARENT_RUN_ID: parent, f"vsr_lab.{KIND}": name, GROUP_TAG: stem}
         if recover_batches > 0:
             _, run = fit(cfg, path, tags=tags)
-            after, after_from = recovered(before, run.history)
+            after, after_from = recovered(before, run.history, cfg.trainer.checkpoints)
             run_id = run.mlflow_run_id
         else:
             after, after_from = {}, ""
