@@ -11,7 +11,10 @@ def add_parser(sub) -> None:
     p.add_argument("--teacher", required=True, help="vsr_lab checkpoint to prune (the unpruned or less pruned model)")
     p.add_argument("--configs", required=True, help="glob of cumulative pruning configs, e.g. "
                    "'ablations/pruning/tiny_*.yaml' (quote it)")
-    p.add_argument("--recover-batches", type=int, default=0, help="training batches after each cut (0: as cut only)")
+    p.add_argument("--recover-batches", type=int, default=0, help="fine-tuning batches after each cut, as "
+                   "model.teacher.recovery says (0: as cut only)")
+    p.add_argument("--validations", type=int, default=4, help="validations during each recovery, evenly spaced "
+                   "(at most this many); the best by val/psnr is the stage's score after recovery (default 4)")
     p.add_argument("--resolution", type=int, default=256, help="output side for GFLOPs per megapixel (default 256)")
     p.add_argument("--name", help="study name (default: derived from teacher, configs, batches and overrides)")
     p.add_argument("--out", help="also write prune_study.csv/.md/.png to this folder")
@@ -27,7 +30,7 @@ def run(args) -> int:
     from vsr_lab.studies.prune_study import run_prune_study  # torch, Lightning and MLflow load only here
 
     result = run_prune_study(args.teacher, args.configs, args.recover_batches, args.overrides, args.name,
-                             args.resolution, args.out)
+                             args.resolution, args.out, args.validations)
     print(f"prune-study {result.name}: MLflow parent run {result.parent_run_id}")
     print(result.table, end="")
     return 0

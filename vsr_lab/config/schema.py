@@ -219,6 +219,22 @@ class PruningConfig:
 
 
 @dataclass
+class RecoveryConfig:
+    """How a student cut from a teacher trains: as a fine-tuning of trained weights, not a fresh
+    training run (whose full learning rate knocks a converged model off its optimum). The
+    generator trains at `optim.lr * lr_ratio` (0.1 by default: the rate the default cosine ends
+    its training on), after a linear warm-up over the first `warmup` share of trainer.max_batches,
+    then `optim.scheduler` over the rest. With `critics_from_teacher` each critic whose
+    architecture matches the teacher checkpoint's starts from its weights and also trains at
+    `lr_ratio` times its rate; a critic the teacher lacks starts fresh at its own rate.
+    `lr_ratio: 1`, `warmup: 0` and `critics_from_teacher: false` train the student as a plain fit."""
+
+    lr_ratio: float = checked(0.1, POSITIVE)
+    warmup: float = checked(0.1, between(0, 1, high_open=True))  # share of the recovery's batches
+    critics_from_teacher: bool = True
+
+
+@dataclass
 class TeacherConfig:
     """Teacher-student recovery after pruning (AdcSR-style distillation). `ckpt` (a vsr_lab
     checkpoint) and/or `config` (a config file, e.g. the unpruned preset with pretrained_path; it
@@ -227,13 +243,15 @@ class TeacherConfig:
     pruned by the student's stages that the teacher has not applied (its kept weights and channels).
     Distillation weights (0 = off): L1 to the teacher's output frames (`pixel_weight`) and x0
     latents (`latent_weight`), and L1 between UNet block outputs (`feature_weight`; a learned 1x1
-    projection where widths differ). GT and adversarial losses stay as configured."""
+    projection where widths differ). GT and adversarial losses stay as configured; the optimizers
+    follow `recovery`."""
 
     ckpt: Optional[str] = None
     config: Optional[str] = None
     pixel_weight: float = checked(1.0, NON_NEGATIVE)
     latent_weight: float = checked(0.0, NON_NEGATIVE)
     feature_weight: float = checked(0.0, NON_NEGATIVE)
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
 
 
 @dataclass

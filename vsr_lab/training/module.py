@@ -12,6 +12,8 @@ the base weights, which a load checks and takes from the folder again.
 With `model.teacher` the generator is the student cut from a frozen teacher (training/teacher.py);
 the teacher lives outside the module tree, so it is neither optimized nor checkpointed, and the
 cut's stage reports (importance, calibration clips, cost) are logged as `pruning_reports.json`.
+The student's training is a fine-tuning (`model.teacher.recovery`: a fraction of the rate, a
+warm-up, the teacher's critics).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from vsr_lab.models.flow.ground_truth import GroundTruthFlow
 from vsr_lab.ops.flow import ClipFlow
 from vsr_lab.ops.resize import bicubic_upsample
 from vsr_lab.training.calibration import calibration_clips
-from vsr_lab.training.teacher import load_teacher, student_from_teacher
+from vsr_lab.training.teacher import carry_critics, load_teacher, student_from_teacher
 from vsr_lab.training.lora_checkpoint import BASE_WEIGHTS_KEY, base_reference, restore_frozen, strip_frozen
 from vsr_lab.training.schedules import build_scheduler
 
@@ -101,6 +103,9 @@ class VSRModule(L.LightningModule):
             if self._adv_enabled(space):
                 in_ch = self.generator.latent_channels if space == "latent" else 3
                 self.critics[space] = build_discriminator(in_ch, cfg.discriminator[space])
+        # a student's critics start from its teacher's where they fit (and are fine-tuned like it)
+        carry = self.from_teacher and cfg.model.teacher.recovery.critics_from_teacher
+        self.carried_critics = carry_critics(self.critics, cfg) if carry else []
         # tLP's network (None: tLP skipped), kept out of the module tree so checkpoints hold no LPIPS weights
         self.__dict__["lpips"] = load_lpips(cfg.metrics.lpips_weights, cfg.metrics.lpips_net)
         # Perceptual metrics and the perceptual loss's network: also outside the module tree.
@@ -127,7 +132,7 @@ class VSRModule(L.LightningModule):
         self.__dict__["teacher"] = None
         self.distiller = None
         self.pruning_reports = []
-        if not (t.ckpt or t.config):
+        if not self.from_teacher:
             self.generator = build_generator(cfg, self._calibration(cfg, bool(cfg.model.backbone.pretrained_path)))
             return
         teacher, tcfg = load_teacher(cfg)
@@ -138,6 +143,11 @@ class VSRModule(L.LightningModule):
             self.distiller = FeatureDistiller(self.generator.backbone.unet, teacher.backbone.unet)
 
     # ----- configuration helpers -------------------------------------------------------------
+    @property
+    def from_teacher(self) -> bool:
+        """The generator is a student cut from `model.teacher`: its training is a recovery."""
+        return bool(self.cfg.model.teacher.ckpt or self.cfg.model.teacher.config)
+
     def _adv_enabled(self, space: str) -> bool:
         term = self.cfg.loss[f"adversarial_{space}"]
         return bool(term.enabled and term.weight > 0)
@@ -156,17 +166,22 @@ class VSRModule(L.LightningModule):
         return self.trainer.fit_loop.epoch_loop.batch_progress.total.completed
 
     def configure_optimizers(self):
-        o = self.cfg.optim
+        """AdamW for the generator, Adam for each critic, one schedule for all. A student's recovery
+        (`model.teacher.recovery`) scales the rate of what starts trained (the generator, carried
+        critics) by `lr_ratio` and warms every rate up; fresh parts (feature projections, a critic
+        the teacher lacked) keep the training rate."""
+        o, recovery = self.cfg.optim, self.cfg.model.teacher.recovery
         total = self.cfg.trainer.max_batches
-        trainable = [p for p in self.generator.parameters() if p.requires_grad]
-        if self.distiller is not None:
-            trainable += list(self.distiller.parameters())
-        optimizers = [torch.optim.AdamW(trainable, lr=o.lr, betas=tuple(o.betas),
-                                        weight_decay=o.weight_decay)]
+        ratio, warmup = (recovery.lr_ratio, int(recovery.warmup * total)) if self.from_teacher else (1.0, 0)
+        groups = [{"params": [p for p in self.generator.parameters() if p.requires_grad], "lr": o.lr * ratio}]
+        projections = list(self.distiller.parameters()) if self.distiller is not None else []
+        if projections:
+            groups.append({"params": projections, "lr": o.lr})
+        optimizers = [torch.optim.AdamW(groups, betas=tuple(o.betas), weight_decay=o.weight_decay)]
         for space, critic in self.critics.items():
-            optimizers.append(torch.optim.Adam(critic.parameters(), lr=self.cfg.discriminator[space].lr,
-                                               betas=(0.5, 0.99)))
-        schedulers = [build_scheduler(opt, o.scheduler, total, o.min_lr_ratio) for opt in optimizers]
+            lr = self.cfg.discriminator[space].lr * (ratio if space in self.carried_critics else 1.0)
+            optimizers.append(torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.99)))
+        schedulers = [build_scheduler(opt, o.scheduler, total, o.min_lr_ratio, warmup) for opt in optimizers]
         return optimizers, [s for s in schedulers if s is not None]
 
     # ----- LoRA checkpoints: the trainable part and a reference to the base weights -----------

@@ -17,6 +17,16 @@ from vsr_lab.metrics.directions import display_order, lower_is_better
 MONITOR = "val/psnr"  # what best.ckpt is chosen by
 
 
+def best_validation(history: list[dict], monitor: str = MONITOR) -> dict[str, float] | None:
+    """The validation of `history` with the best `monitor` (the first of equals: the one best.ckpt
+    holds), or the last one when none scored it; None when there was none."""
+    scored = [h for h in history if math.isfinite(h.get(monitor, math.nan))]
+    if not scored:
+        return history[-1] if history else None
+    pick = min if lower_is_better(monitor) else max
+    return pick(scored, key=lambda h: h[monitor])
+
+
 class ValidationHistory(L.Callback):
     """Scores of each validation during fit, `[{"batches": n, "val/psnr": ...}, ...]`, and the
     latest bicubic scores; saved in checkpoints (callback state), restored on resume."""
@@ -34,11 +44,7 @@ class ValidationHistory(L.Callback):
         self.history.append({"batches": pl_module.batches_done, **model})
 
     def best(self, monitor: str = MONITOR) -> dict[str, float] | None:
-        scored = [h for h in self.history if math.isfinite(h.get(monitor, math.nan))]
-        if not scored:
-            return self.history[-1] if self.history else None
-        pick = min if lower_is_better(monitor) else max
-        return pick(scored, key=lambda h: h[monitor])
+        return best_validation(self.history, monitor)
 
     def state_dict(self) -> dict:
         return {"history": self.history, "bicubic": self.bicubic}
@@ -79,9 +85,7 @@ def score_table(model: dict[str, float], bicubic: dict[str, float], prefix: str 
 
 def headline(history: list[dict], bicubic: dict[str, float], monitor: str = MONITOR) -> str:
     """One line for a child of an ablation or a study: the best monitored score beside bicubic."""
-    tracker = ValidationHistory()
-    tracker.history = history
-    best = tracker.best(monitor)
+    best = best_validation(history, monitor)
     if best is None:
         return "no validation ran"
     value = best[monitor]

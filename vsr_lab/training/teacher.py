@@ -5,6 +5,9 @@ with local pretrained weights), loaded as `upscale` loads a model (training/gene
 pruned by the student's stages that the teacher has not applied: it starts from the teacher's
 kept weights and channels. Containment is checked against the architecture the student's config
 describes, before anything trains.
+
+The student's training is a recovery (`model.teacher.recovery`): a fine-tuning of trained weights,
+whose critics start from the teacher checkpoint's where their architecture matches.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from vsr_lab.config.loading import flatten
 from vsr_lab.errors import UserError
 from vsr_lab.models.build import build_unpruned_generator
 from vsr_lab.models.lora import add_lora
 from vsr_lab.models.pruning import Calibration, StageReport, apply_pruning
-from vsr_lab.training.generator_loading import load_generator
+from vsr_lab.training.generator_loading import load_generator, read_checkpoint
 
 PREFIX = "generator."
 
@@ -65,3 +69,28 @@ def student_from_teacher(teacher: nn.Module, tcfg: DictConfig, cfg: DictConfig,
     if cfg.model.backbone.lora.enabled:
         add_lora(student, cfg)
     return student, reports
+
+
+def carry_critics(critics: nn.ModuleDict, cfg: DictConfig) -> list[str]:
+    """Load each of `critics` from the teacher checkpoint's critic of the same space when every
+    weight's name and shape match; the spaces carried over (the others keep their fresh weights)."""
+    if not critics or not cfg.model.teacher.ckpt:
+        return []
+    state = read_checkpoint(cfg.model.teacher.ckpt)["state_dict"]
+    carried = []
+    for space, critic in critics.items():
+        prefix = f"critics.{space}."
+        saved = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if _shapes(critic) == {k: tuple(v.shape) for k, v in saved.items()}:
+            critic.load_state_dict(saved)
+            carried.append(space)
+    return carried
+
+
+def loss_differences(teacher_cfg: DictConfig, cfg: DictConfig) -> list[str]:
+    """`loss.*` settings of `cfg` that differ from those the teacher was trained with, as
+    `key: value (teacher: value)`: a student recovered under other losses (adversarial terms the
+    teacher never had) is not measured against the same objective."""
+    theirs, ours = ({k: v for k, v in flatten(c).items() if k.startswith("loss.")} for c in (teacher_cfg, cfg))
+    return [f"{k}: {ours.get(k)} (teacher: {theirs.get(k)})" for k in sorted(set(theirs) | set(ours))
+            if theirs.get(k) != ours.get(k)]
