@@ -1,28 +1,44 @@
-"""`ablate`: every config x seed as child runs of one parent, the comparison table, resume after a kill."""
+"""`ablate`: every config x seed as child runs of one parent, the comparison table, the grid as an
+Optuna queue (claimed once, topped up on a re-run), a stopped cell continued from its
+checkpoint, `--workers 2` on one sqlite storage, one cell per SLURM array task (`--cell`)."""
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import signal
+import time
 
+import optuna
 import pandas as pd
 import pytest
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from optuna.trial import TrialState
 
+from vsr_lab.ablation.cells import newest_checkpoint, plan
+from vsr_lab.ablation.queue import CELL_ATTR, ERROR_ATTR, WORKER_ATTR, open_grid, rival
+from vsr_lab.ablation.runner import GridRun, run_ablation
 from vsr_lab.cli import main
-from vsr_lab.ablation.runner import run_ablation
+from vsr_lab.errors import UserError
+from vsr_lab.studies.storage import open_storage
 from vsr_lab.tracking.runs import PARENT_KIND_TAG
+from vsr_lab.training.runner import read_checkpoint_meta
 
 from conftest import REPO
 from sweep_helpers import client_for, start_cli, store_overrides, wait_for
 
 METRICS = ["val/psnr", "val/ssim", "val/ewarp", "val/tof", "val/flicker"]
+NO_GAN = str(REPO / "ablations" / "no_gan.yaml")
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     return tmp_path_factory.mktemp("ablate_store")
+
+
+def storage(root) -> str:
+    return f"sqlite:///{root / 'optuna.db'}"
 
 
 def runs_of(client, experiment: str):
@@ -33,13 +49,17 @@ def runs_of(client, experiment: str):
     return parents, children
 
 
+def trials_of(root, name: str):
+    return optuna.load_study(study_name=name, storage=storage(root)).get_trials()
+
+
 @pytest.mark.parametrize("pattern", ["no_[gl]*.yaml", pytest.param("no_*.yaml", marks=pytest.mark.slow)])
 def test_ablate_runs_every_pair_under_one_parent_and_prints_the_stored_numbers(store, capsys, pattern):
     experiment = f"ablate_{len(pattern)}"
     overrides = store_overrides(store, experiment)
     out = store / experiment
     args = ["ablate", "--configs", str(REPO / "ablations" / pattern), "--seeds", "2", "--out", str(out),
-            *overrides]
+            "--storage", storage(store), *overrides]
     assert main(args) == 0
     printed = capsys.readouterr().out
     client = client_for(store)
@@ -74,67 +94,199 @@ def test_ablate_runs_every_pair_under_one_parent_and_prints_the_stored_numbers(s
     assert [line for line in printed.splitlines() if re.match(r"== \[\d/4\] \S+ seed \d$", line)] == \
         [f"== [{i}/4] {c} seed {s}" for i, (c, s) in enumerate(((c, s) for c in configs for s in (0, 1)), 1)]
     assert re.search(r"^== \[1/4\] \S+ seed 0: best val/psnr \d+\.\d{4} at batch 2, bicubic \d+\.\d{4} ", printed, re.M)
-    assert f"ablation {parents[0].data.tags['vsr_lab.ablation']}: 4 runs trained" in printed
-    assert parents[0].info.run_name == parents[0].data.tags["vsr_lab.ablation"]  # ablation-1a2b3c4d, not doubled
+    name = parents[0].data.tags["vsr_lab.ablation"]
+    assert f"ablation {name}: 4 runs trained" in printed
+    assert parents[0].info.run_name == name  # ablation-1a2b3c4d, not doubled
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "comparison")}
     assert {"comparison/comparison.md", "comparison/comparison.csv", "comparison/comparison.png",
             "comparison/runs.csv"} <= artifacts
+    # the grid is an Optuna study of the same name: one complete trial per cell, the run it made
+    trials = trials_of(store, name)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert sorted(t.user_attrs[CELL_ATTR] for t in trials) == sorted(f"{c} seed {s}" for c in configs for s in (0, 1))
+    assert {t.user_attrs["mlflow_run_id"] for t in trials} == {c.info.run_id for c in children}
+    # each cell trained in a run folder named after the ablation and the cell
+    assert {c.info.run_name for c in children} == {f"{name}-{c}-seed{s}" for c in configs for s in (0, 1)}
 
-    # The same command again: nothing is re-run.
+    # The same command again: nothing is re-run, nothing is enqueued.
     assert main(args) == 0
     assert f"0 runs trained, {2 * len(configs)} already finished, 0 failed" in capsys.readouterr().out
     assert len(runs_of(client, experiment)[1]) == 2 * len(configs)
+    assert len(trials_of(store, name)) == 4
 
 
-def test_a_failing_config_is_reported_and_the_others_finish(store, tmp_path):
+def test_a_failing_config_is_reported_the_others_finish_and_a_rerun_retries_it(store, tmp_path):
     good = tmp_path / "good.yaml"
-    good.write_text(f"extends: {REPO / 'ablations' / 'no_gan.yaml'}\n")
+    good.write_text(f"extends: {NO_GAN}\n")
     bad = tmp_path / "bad.yaml"  # loads fine, fails once training starts (no clip folder)
-    bad.write_text(f"extends: {REPO / 'ablations' / 'no_gan.yaml'}\n"
+    bad.write_text(f"extends: {NO_GAN}\n"
                    f"data: {{source: folder, root: {tmp_path / 'missing'}, val_root: {tmp_path / 'missing'}}}\n")
-    result = run_ablation(str(tmp_path / "*.yaml"), 1, store_overrides(store, "ablate_fail"))
-    assert [p.group for p in result.ran] == ["good"]
-    assert [p.group for p in result.failed] == ["bad"] and "missing" in next(iter(result.failed.values()))
+    overrides = store_overrides(store, "ablate_fail")
+    result = run_ablation(str(tmp_path / "*.yaml"), 1, overrides, storage_url=storage(tmp_path), name="fail")
+    assert [c.group for c in result.ran] == ["good"]
+    assert [c.group for c in result.failed] == ["bad"] and "missing" in next(iter(result.failed.values()))
     assert "| good (ref) | 1 |" in result.table and "bad" not in result.table
     _, children = runs_of(client_for(store), "ablate_fail")
     assert all(c.info.status != "RUNNING" for c in children)
 
+    again = run_ablation(str(tmp_path / "*.yaml"), 1, overrides, storage_url=storage(tmp_path), name="fail")
+    assert [c.group for c in again.skipped] == ["good"] and [c.group for c in again.failed] == ["bad"]
+    failed = [t for t in trials_of(tmp_path, "ablation-fail") if t.state == TrialState.FAIL]
+    assert [t.user_attrs[CELL_ATTR] for t in failed] == ["bad seed 0"] * 2  # retried once per run, not in a loop
+    assert all("missing" in t.user_attrs[ERROR_ATTR] for t in failed)
 
-def test_killed_ablation_resumes_without_repeating_or_losing_runs(store):
-    overrides = store_overrides(store, "ablate_kill")
-    args = ["ablate", "--configs", str(REPO / "ablations" / "no_gan.yaml"), "--seeds", "2", *overrides]
+
+def test_a_stopped_cell_goes_on_from_its_checkpoint_in_the_same_run(store, tmp_path):
+    """Ctrl-C mid-cell: exit 130 with how to go on, then the re-run continues the cell's run from its
+    checkpoint (a SIGKILLed worker's cell, taken over after its heartbeat: test_scaleout_servers.py)."""
+    overrides = store_overrides(store, "ablate_stop") + ["trainer.max_batches=6", "trainer.val_every=2"]
+    args = ["ablate", "--configs", NO_GAN, "--seeds", "2", "--name", "stop", "--storage", storage(tmp_path), *overrides]
     proc = start_cli(*args)
     client = client_for(store)
+    second = store / "runs" / "ablation-stop-no_gan-seed1"
 
-    def first_finished():
-        return [c for c in runs_of(client, "ablate_kill")[1] if c.info.status == "FINISHED"]
+    def mid_second_cell():
+        """The second cell has validated once and written a whole last.ckpt (a half-written one
+        does not load) and goes on (time to stop it: six batches, a checkpoint every two)."""
+        return read_checkpoint_meta(str(newest_checkpoint(second)))["batches_done"] < 6
 
     try:
-        first = wait_for(first_finished, proc=proc)[0]
+        wait_for(mid_second_cell, proc=proc)
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 130, out[-3000:]
+    assert out.strip().splitlines()[-1] == ("stopped: ablation stop stopped in no_gan seed 1: re-run the same command "
+                                            "to go on (the cell continues from its last checkpoint, if it had one)")
+    (stopped,) = [c for c in runs_of(client, "ablate_stop")[1] if c.info.status == "KILLED"]
+    first = next(c for c in runs_of(client, "ablate_stop")[1] if c.info.status == "FINISHED")
+
     assert main(args) == 0
-    parents, children = runs_of(client, "ablate_kill")
-    assert len(parents) == 1
-    finished = [c for c in children if c.info.status == "FINISHED"]
-    assert sorted(c.data.tags["vsr_lab.seed"] for c in finished) == ["0", "1"]
-    assert first.info.run_id in {c.info.run_id for c in finished}
-    assert all(c.info.status in ("FINISHED", "KILLED") for c in children)
-    assert all(math.isfinite(c.data.metrics["val/psnr"]) for c in finished)
+    parents, children = runs_of(client, "ablate_stop")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted((c.info.run_id, c.info.status) for c in children) == \
+        sorted([(first.info.run_id, "FINISHED"), (stopped.info.run_id, "FINISHED")])  # no third run
+    resumed = client.get_run(stopped.info.run_id)
+    assert resumed.data.tags["vsr_lab.seed"] == "1" and resumed.data.metrics["val/batches"] == 6
+    assert re.findall(r"at_batch: (\d+)", (second / "resumes.yaml").read_text()) in (["2"], ["4"])  # went on once
+    assert all(math.isfinite(c.data.metrics["val/psnr"]) for c in children)
+    states = sorted((t.user_attrs[CELL_ATTR], t.state.name) for t in trials_of(tmp_path, "ablation-stop"))
+    assert states == [("no_gan seed 0", "COMPLETE"), ("no_gan seed 1", "COMPLETE"), ("no_gan seed 1", "FAIL")]
 
 
-@pytest.mark.slow
-def test_parallel_workers_share_one_sqlite_store(store):
-    result = run_ablation(str(REPO / "ablations" / "no_[gl]*.yaml"), 2, store_overrides(store, "ablate_par"),
-                          workers=2)
-    assert not result.failed and len(result.ran) == 4
+def test_two_workers_share_one_sqlite_grid_and_train_each_cell_once(store, tmp_path, capfd):
+    overrides = store_overrides(store, "ablate_par")
+    result = run_ablation(NO_GAN, 2, overrides, storage_url=storage(tmp_path), workers=2, name="par")
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "error:" not in err, err[-3000:]  # the second process worked without a fault
+    assert not result.failed and len(result.ran) == 2
     _, children = runs_of(client_for(store), "ablate_par")
-    assert sorted(c.info.status for c in children) == ["FINISHED"] * 4
+    assert sorted((c.data.tags["vsr_lab.seed"], c.info.status) for c in children) == \
+        [("0", "FINISHED"), ("1", "FINISHED")]
+    trials = trials_of(tmp_path, "ablation-par")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    workers = [t.user_attrs[WORKER_ATTR] for t in trials]
+    assert len(set(workers)) == 2  # both processes trained (they start claiming together)
+    print(f"cells per worker: {sorted(workers.count(w) for w in set(workers))}")
+
+
+def test_one_cell_per_slurm_array_task_and_the_last_one_compares(store, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the default --storage would be made, were it used
+    overrides = store_overrides(store, "ablate_cell")
+    base = ["ablate", "--configs", NO_GAN, "--seeds", "2", "--name", "cells", *overrides]
+    assert main([*base, "--plan"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0] == "ablation cells: 2 cells (a SLURM array: --array=0-1)"
+    assert [line.split("(")[0].strip() for line in listed[1:]] == ["0  no_gan seed 0", "1  no_gan seed 1"]
+
+    assert main([*base, "--cell", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "ablation cells: 1 run trained, 0 already finished, 0 failed" in printed and "| no_gan" not in printed
+    parents, children = runs_of(client_for(store), "ablate_cell")
+    assert [c.data.tags["vsr_lab.seed"] for c in children] == ["1"] and parents[0].info.status == "RUNNING"
+
+    assert main([*base, "--cell", "0"]) == 0  # the task that finds every cell done writes the comparison
+    printed = capsys.readouterr().out
+    assert "| no_gan (ref) | 2 |" in printed
+    parents, children = runs_of(client_for(store), "ablate_cell")
+    assert len(children) == 2 and parents[0].info.status == "FINISHED"
+    assert main([*base, "--cell", "1"]) == 0  # a requeued task whose cell is done trains nothing
+    assert "0 runs trained, 1 already finished" in capsys.readouterr().out
+
+    assert main([*base, "--cell", "2"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --cell 2: the grid has 2 cells, 0 to 1"
+    assert not (tmp_path / "optuna.db").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--workers", "0"], "error: --workers must be at least 1, got 0"),
+    (["--cell", "0", "--workers", "2"], "error: --cell runs one cell in this process; leave out --workers"),
+    (["--seeds", "0"], "error: --seeds must be at least 1, got 0"),
+])
+def test_bad_flags_are_one_error_before_anything_runs(tmp_path, capsys, extra, message):
+    args = ["ablate", "--configs", NO_GAN, "--storage", storage(tmp_path), *store_overrides(tmp_path, "bad"), *extra]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == message
+    assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_configs_with_one_name_or_without_tracking_are_refused(tmp_path):
+    (tmp_path / "a").mkdir()
+    twin = tmp_path / "a" / "no_gan.yaml"
+    twin.write_text(f"extends: {NO_GAN}\n")
+    with pytest.raises(UserError, match="have the same name 'no_gan'"):
+        plan([NO_GAN, str(twin)], 1)
+    with pytest.raises(UserError, match="an ablation logs each run to MLflow; set tracking.enabled=true"):
+        plan([NO_GAN], 1, ["tracking.enabled=false"])
+    with pytest.raises(UserError, match="different Optuna worker settings"):
+        (tmp_path / "b.yaml").write_text(f"extends: {NO_GAN}\nsweep: {{grace_period: 300}}\n")
+        plan([NO_GAN, str(tmp_path / "b.yaml")], 1)
+
+
+def test_the_grid_is_enqueued_once_and_a_second_claim_of_a_cell_sees_the_first(tmp_path):
+    grid = plan([NO_GAN], 2, store_overrides(tmp_path, "queue"), name="q")
+    store = open_storage(storage(tmp_path), 1, 2)
+    study = open_grid(store, grid, done=set())
+    assert [t.user_attrs[CELL_ATTR] for t in study.get_trials()] == ["no_gan seed 0", "no_gan seed 1"]
+    open_grid(store, grid, done=set())  # a second worker joins: nothing more is enqueued
+    assert len(study.get_trials()) == 2
+
+    # two re-runs that both enqueued cell 0 (the race a re-run's top-up allows), claimed at once
+    study.enqueue_trial({}, user_attrs={CELL_ATTR: "no_gan seed 0"})
+    first, _, dup = (t._trial_id for t in study.get_trials())
+    assert store.set_trial_state_values(first, TrialState.RUNNING)
+    assert store.set_trial_state_values(dup, TrialState.RUNNING)
+    assert not store.set_trial_state_values(dup, TrialState.RUNNING)  # a claim succeeds once
+    assert rival(study, optuna.Trial(study, dup)).number == 0 and rival(study, optuna.Trial(study, first)).number == 2
+
+    (tmp_path / "other.yaml").write_text(f"extends: {NO_GAN}\n")
+    other = plan([str(tmp_path / "other.yaml")], 1, store_overrides(tmp_path, "queue"), name="q")
+    with pytest.raises(UserError, match=r"--name q: the ablation is running with other cells \(no_gan seed 0, no_gan "):
+        open_grid(store, other, done=set())
+
+
+def test_a_cell_goes_on_from_its_newest_checkpoint_and_a_deleted_run_starts_afresh(tmp_path):
+    grid = plan([NO_GAN], 1, store_overrides(tmp_path, "resume"), name="r")
+    run = GridRun.open(grid)
+    folder = tmp_path / "runs" / grid.cells[0].run_name
+    assert run._resume_point(folder) == (None, None)  # nothing there yet
+    (folder / "checkpoints").mkdir(parents=True)
+    fit_run = run.client.create_run(run.exp_id).info.run_id
+    (folder / "run.json").write_text(f'{{"mlflow_run_id": "{fit_run}"}}')
+    assert run._resume_point(folder) == (None, None)  # died before its first checkpoint
+    last, hpc = folder / "checkpoints" / "last.ckpt", folder / "hpc_ckpt_1.ckpt"
+    last.write_bytes(b"")
+    hpc.write_bytes(b"")
+    os.utime(last, (time.time() - 60, time.time() - 60))  # SLURM's requeue checkpoint is newer
+    assert run._resume_point(folder) == (str(hpc), fit_run)
+    os.utime(hpc, (time.time() - 120, time.time() - 120))
+    assert run._resume_point(folder) == (str(last), fit_run)
+    run.client.delete_run(fit_run)
+    assert run._resume_point(folder) == (None, None)
+    assert not folder.exists() and [p.name.split(".replaced-")[0] for p in folder.parent.iterdir()] == [folder.name]
 
 
 def test_configs_take_several_comma_separated_globs():
-    from vsr_lab.errors import UserError
     from vsr_lab.config.loading import expand_configs
 
     got = expand_configs(f"{REPO}/ablations/full.yaml, {REPO}/ablations/no_r*.yaml,{REPO}/ablations/full.yaml")
