@@ -1,7 +1,7 @@
-"""The multi-machine paths on real servers: an Optuna study in PostgreSQL shared by two workers (one
-SIGKILLed mid-trial), and fit / ablate / sweep / compare against an `mlflow server` whose backend
-store is that PostgreSQL, artifacts uploaded through it. Both servers run on loopback ports and
-are thrown away by their fixtures.
+"""The multi-machine paths on real servers: an Optuna study and an ablation grid in PostgreSQL, each
+shared by two workers (one SIGKILLed mid-trial or mid-cell), and fit / ablate / sweep / compare
+against an `mlflow server` whose backend store is that PostgreSQL, artifacts uploaded through it.
+Both servers run on loopback ports and are thrown away by their fixtures.
 
 Marked `scaleout` (a few minutes of CPU): `pytest -m scaleout`, run by .ci/run.
 """
@@ -19,8 +19,11 @@ from optuna.trial import TrialState
 from conftest import REPO
 from servers import free_port, start_mlflow_server, start_postgres
 from sweep_helpers import start_cli, store_overrides, wait_for
+from vsr_lab.ablation.cells import newest_checkpoint
+from vsr_lab.ablation.queue import CELL_ATTR, WORKER_ATTR
 from vsr_lab.cli import main
 from vsr_lab.tracking.runs import PARENT_KIND_TAG
+from vsr_lab.training.runner import read_checkpoint_meta
 
 pytestmark = pytest.mark.scaleout
 
@@ -83,6 +86,48 @@ def test_postgres_study_with_a_worker_killed_mid_trial_ends_with_exactly_n_trial
     assert sorted(r.info.status for r in children) == ["FINISHED"] * n + ["KILLED"]
 
 
+def test_postgres_ablation_with_a_worker_killed_mid_cell_trains_each_cell_once(postgres, tmp_path):
+    storage = postgres.createdb("optuna_ablation")
+    # three cells of six batches, a checkpoint every two; a dead worker noticed after 2 s
+    args = ["ablate", "--configs", str(REPO / "ablations" / "no_gan.yaml"), "--seeds", "3", "--name", "pg",
+            "--storage", storage, *store_overrides(tmp_path, "pg_ablation"), "trainer.max_batches=6",
+            "trainer.val_every=2", "sweep.heartbeat_interval=1", "sweep.grace_period=2"]
+    killed, survivor = start_cli(*args), start_cli(*args)
+
+    def killed_mid_cell():
+        """The cell the first worker claimed has a whole checkpoint before its last batch."""
+        study = optuna.load_study(study_name="ablation-pg", storage=storage)
+        mine = [t for t in study.get_trials(states=(TrialState.RUNNING,))
+                if t.user_attrs.get(WORKER_ATTR, "").endswith(f":{killed.pid}")]
+        folder = tmp_path / "runs" / f"ablation-pg-{mine[0].user_attrs[CELL_ATTR].replace(' seed ', '-seed')}"
+        return read_checkpoint_meta(str(newest_checkpoint(folder)))["batches_done"] < 6 and folder
+
+    try:
+        folder = wait_for(killed_mid_cell, timeout_s=600, proc=killed)
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    out = survivor.communicate(timeout=900)[0]
+    assert survivor.returncode == 0, out[-3000:]
+    assert "ablation pg: 3 runs trained, 0 already finished, 0 failed" in out
+    assert main(args) == 0  # a re-run finds every cell done
+
+    trials = optuna.load_study(study_name="ablation-pg", storage=storage).get_trials()
+    complete = sorted(t.user_attrs[CELL_ATTR] for t in trials if t.state == TrialState.COMPLETE)
+    assert complete == [f"no_gan seed {s}" for s in range(3)]  # each cell once
+    (lost,) = [t for t in trials if t.state == TrialState.FAIL]  # the killed worker's, failed by its heartbeat
+    assert len(trials) == 4 and lost.user_attrs[WORKER_ATTR].endswith(f":{killed.pid}")
+    taken_over = next(t for t in trials
+                      if t.state == TrialState.COMPLETE and t.user_attrs[CELL_ATTR] == lost.user_attrs[CELL_ATTR])
+    assert taken_over.user_attrs[WORKER_ATTR].endswith(f":{survivor.pid}")
+    assert (folder / "resumes.yaml").is_file()  # it went on from the killed worker's checkpoint
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("pg_ablation")
+    children = [r for r in client.search_runs([exp.experiment_id]) if MLFLOW_PARENT_RUN_ID in r.data.tags]
+    assert sorted((r.data.tags["vsr_lab.seed"], r.info.status, r.data.metrics["val/batches"]) for r in children) == \
+        [(str(s), "FINISHED", 6.0) for s in range(3)]  # the killed cell's run was continued, not replaced
+
+
 def server_overrides(root, server, experiment: str) -> list[str]:
     return store_overrides(root, experiment) + [f"tracking.tracking_uri={server.url}"]
 
@@ -110,9 +155,10 @@ def test_fit_ablate_sweep_and_compare_against_an_mlflow_server_on_postgres(postg
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"config.yaml", "samples"}
     assert not (tmp_path / "mlartifacts").exists()  # nothing written beside the client
 
-    # ablate: two configs x one seed as children of one parent, comparison logged to it
+    # ablate: two configs x one seed as children of one parent (the grid in PostgreSQL), comparison logged to it
     ablations = f"{REPO / 'ablations' / 'no_gan.yaml'},{REPO / 'ablations' / 'no_flow_reg.yaml'}"
     assert main(["ablate", "--configs", ablations, "--seeds", "1", "--name", "srv",
+                 "--storage", postgres.createdb("optuna_ablate_srv"),
                  *server_overrides(tmp_path, mlflow_server, "server_ablate")]) == 0
     exp = client.get_experiment_by_name("server_ablate")
     runs = client.search_runs([exp.experiment_id])
