@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import tempfile
 import time
 import traceback
@@ -173,9 +174,7 @@ class CellObjective:
         key = trial_cell(trial)
         trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         cell = self.cells.get(key)
-        if cell is None:
-            if key is None:  # the queue ran empty between this worker's look and its claim
-                trial.study.stop()
+        if cell is None:  # no key: the queue ran empty between this worker's look and its claim
             self._not_run(trial, "no cell" if key is None else f"{key} is not a cell of this command's grid")
         if rival(trial.study, trial) is not None:
             self._not_run(trial, f"{key} is claimed by another trial")
@@ -241,8 +240,6 @@ def _tell_waiting(grid: Grid):
 
 def _worker_process(grid: Grid, storage_url: str, parent: str, threads: int, verbose: bool, ready) -> None:
     """A `--workers` process: the same worker loop on the same study, until no cell waits."""
-    import sys
-
     import torch
 
     from vsr_lab.console import quiet_process
@@ -269,17 +266,15 @@ def _local_workers(grid: Grid, storage_url: str, parent: str, workers: int, verb
     threads = max(1, (os.cpu_count() or 1) // workers)
     saved = torch.get_num_threads()
     ctx = multiprocessing.get_context("spawn")
-    started = []
-    for _ in range(workers - 1):
-        ready = ctx.Event()
-        proc = ctx.Process(target=_worker_process, args=(grid, storage_url, parent, threads, verbose, ready))
+    readies = [ctx.Event() for _ in range(workers - 1)]
+    procs = [ctx.Process(target=_worker_process, args=(grid, storage_url, parent, threads, verbose, ready))
+             for ready in readies]
+    for proc in procs:
         proc.start()
-        started.append((proc, ready))
-    procs = [proc for proc, _ in started]
     if workers > 1:
         torch.set_num_threads(threads)
     try:
-        for proc, ready in started:
+        for proc, ready in zip(procs, readies):
             while proc.is_alive() and not ready.wait(1.0):
                 pass
         yield
