@@ -16,17 +16,16 @@ import pytest
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import TrialState
 
-from vsr_lab.ablation.cells import newest_checkpoint, plan
+from vsr_lab.ablation.cells import plan
 from vsr_lab.ablation.queue import CELL_ATTR, ERROR_ATTR, WORKER_ATTR, open_grid, rival
 from vsr_lab.ablation.runner import GridRun, run_ablation
 from vsr_lab.cli import main
 from vsr_lab.errors import UserError
 from vsr_lab.studies.storage import open_storage
 from vsr_lab.tracking.runs import PARENT_KIND_TAG
-from vsr_lab.training.runner import read_checkpoint_meta
 
 from conftest import REPO
-from sweep_helpers import client_for, start_cli, store_overrides, wait_for
+from sweep_helpers import client_for, frozen_mid_cell, start_cli, store_overrides, wait_for
 
 METRICS = ["val/psnr", "val/ssim", "val/ewarp", "val/tof", "val/flicker"]
 NO_GAN = str(REPO / "ablations" / "no_gan.yaml")
@@ -145,15 +144,11 @@ def test_a_stopped_cell_goes_on_from_its_checkpoint_in_the_same_run(store, tmp_p
     client = client_for(store)
     second = store / "runs" / "ablation-stop-no_gan-seed1"
 
-    def mid_second_cell():
-        """The second cell has validated once and written a whole last.ckpt (a half-written one
-        does not load) and goes on (time to stop it: six batches, a checkpoint every two)."""
-        return read_checkpoint_meta(str(newest_checkpoint(second)))["batches_done"] < 6
-
-    try:
-        wait_for(mid_second_cell, proc=proc)
+    try:  # six batches, a checkpoint every two: stopped after the second cell's first or second
+        wait_for(lambda: frozen_mid_cell(proc, second, 6), proc=proc)
     finally:
         proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGCONT)
         out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 130, out[-3000:]
     assert out.strip().splitlines()[-1] == ("stopped: ablation stop stopped in no_gan seed 1: re-run the same command "
@@ -265,6 +260,18 @@ def test_the_grid_is_enqueued_once_and_a_second_claim_of_a_cell_sees_the_first(t
     other = plan([str(tmp_path / "other.yaml")], 1, store_overrides(tmp_path, "queue"), name="q")
     with pytest.raises(UserError, match=r"--name q: the ablation is running with other cells \(no_gan seed 0, no_gan "):
         open_grid(store, other, done=set())
+
+
+def test_a_rerun_with_more_seeds_enqueues_only_the_new_cells(tmp_path):
+    store = open_storage(storage(tmp_path), 1, 2)
+    study = open_grid(store, plan([NO_GAN], 2, store_overrides(tmp_path, "more"), name="m"), done=set())
+    for trial in study.get_trials():
+        store.set_trial_state_values(trial._trial_id, TrialState.RUNNING)
+        store.set_trial_state_values(trial._trial_id, TrialState.COMPLETE, values=[30.0])
+    open_grid(store, plan([NO_GAN], 3, store_overrides(tmp_path, "more"), name="m"),
+              done={"no_gan seed 0", "no_gan seed 1"})
+    assert [(t.user_attrs[CELL_ATTR], t.state.name) for t in study.get_trials()] == \
+        [("no_gan seed 0", "COMPLETE"), ("no_gan seed 1", "COMPLETE"), ("no_gan seed 2", "WAITING")]
 
 
 def test_a_cell_goes_on_from_its_newest_checkpoint_and_a_deleted_run_starts_afresh(tmp_path):

@@ -18,12 +18,10 @@ from optuna.trial import TrialState
 
 from conftest import REPO
 from servers import free_port, start_mlflow_server, start_postgres
-from sweep_helpers import start_cli, store_overrides, wait_for
-from vsr_lab.ablation.cells import newest_checkpoint
+from sweep_helpers import frozen_mid_cell, start_cli, store_overrides, wait_for
 from vsr_lab.ablation.queue import CELL_ATTR, WORKER_ATTR
 from vsr_lab.cli import main
 from vsr_lab.tracking.runs import PARENT_KIND_TAG
-from vsr_lab.training.runner import read_checkpoint_meta
 
 pytestmark = pytest.mark.scaleout
 
@@ -94,13 +92,15 @@ def test_postgres_ablation_with_a_worker_killed_mid_cell_trains_each_cell_once(p
             "trainer.val_every=2", "sweep.heartbeat_interval=1", "sweep.grace_period=2"]
     killed, survivor = start_cli(*args), start_cli(*args)
 
+    study = wait_for(lambda: optuna.load_study(study_name="ablation-pg", storage=storage), proc=killed)
+
     def killed_mid_cell():
-        """The cell the first worker claimed has a whole checkpoint before its last batch."""
-        study = optuna.load_study(study_name="ablation-pg", storage=storage)
+        """The cell the first worker claimed has a whole checkpoint before its last batch (the
+        worker is stopped while this looks, so that it is still mid-cell when it is killed)."""
         mine = [t for t in study.get_trials(states=(TrialState.RUNNING,))
                 if t.user_attrs.get(WORKER_ATTR, "").endswith(f":{killed.pid}")]
         folder = tmp_path / "runs" / f"ablation-pg-{mine[0].user_attrs[CELL_ATTR].replace(' seed ', '-seed')}"
-        return read_checkpoint_meta(str(newest_checkpoint(folder)))["batches_done"] < 6 and folder
+        return frozen_mid_cell(killed, folder, 6) and folder
 
     try:
         folder = wait_for(killed_mid_cell, timeout_s=600, proc=killed)
