@@ -1,6 +1,7 @@
 """`ablate`: every config x seed as child runs of one parent, the comparison table, the grid as an
-Optuna queue (claimed once, topped up on a re-run), a stopped cell continued from its
-checkpoint, `--workers 2` on one sqlite storage, one cell per SLURM array task (`--cell`)."""
+Optuna queue (recorded once with its parent run, topped up on a re-run, a grid that differs from
+it refused), a failing cell retried and reported, a stopped cell continued from its checkpoint,
+`--workers 2` on one sqlite storage, one cell per SLURM array task (`--cell`, `--cell slurm`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 import os
 import re
 import signal
+import socket
 import time
 
 import optuna
@@ -17,18 +19,22 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import TrialState
 
 from vsr_lab.ablation.cells import plan
-from vsr_lab.ablation.queue import CELL_ATTR, ERROR_ATTR, WORKER_ATTR, open_grid, rival
-from vsr_lab.ablation.runner import GridRun, run_ablation
+from vsr_lab.ablation.queue import (CELL_ATTR, ERROR_ATTR, PARENT_ATTR, WORKER_ATTR, enqueue_missing, open_study,
+                                   record_grid, rival)
+from vsr_lab.ablation.records import GridRun
+from vsr_lab.ablation.runner import run_ablation
 from vsr_lab.cli import main
 from vsr_lab.errors import UserError
 from vsr_lab.studies.storage import open_storage
 from vsr_lab.tracking.runs import PARENT_KIND_TAG
 
 from conftest import REPO
+from servers import free_port
 from sweep_helpers import client_for, frozen_mid_cell, start_cli, store_overrides, wait_for
 
 METRICS = ["val/psnr", "val/ssim", "val/ewarp", "val/tof", "val/flicker"]
 NO_GAN = str(REPO / "ablations" / "no_gan.yaml")
+TWO_CONFIGS = f"{NO_GAN},{REPO / 'ablations' / 'no_flow_reg.yaml'}"
 
 
 @pytest.fixture(scope="module")
@@ -104,35 +110,49 @@ def test_ablate_runs_every_pair_under_one_parent_and_prints_the_stored_numbers(s
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     assert sorted(t.user_attrs[CELL_ATTR] for t in trials) == sorted(f"{c} seed {s}" for c in configs for s in (0, 1))
     assert {t.user_attrs["mlflow_run_id"] for t in trials} == {c.info.run_id for c in children}
-    # each cell trained in a run folder named after the ablation and the cell
+    # each cell trained in a run folder named after the ablation and the cell, tagged with what ran it
     assert {c.info.run_name for c in children} == {f"{name}-{c}-seed{s}" for c in configs for s in (0, 1)}
+    by_run = {t.user_attrs["mlflow_run_id"]: t for t in trials}
+    for child in children:
+        trial, tags = by_run[child.info.run_id], child.data.tags
+        index = sorted(f"{c} seed {s}" for c in configs for s in (0, 1)).index(trial.user_attrs[CELL_ATTR])
+        assert (tags["vsr_lab.cell"], tags["vsr_lab.cell_trial"]) == (str(index), str(trial.number))
+        assert tags["vsr_lab.worker"] == trial.user_attrs[WORKER_ATTR] == f"{socket.gethostname()}:{os.getpid()}"
 
-    # The same command again: nothing is re-run, nothing is enqueued.
+    # The same command again: nothing is re-run or enqueued, nothing logged; the table is printed.
+    logged = client.get_run(parents[0].info.run_id).info.end_time
     assert main(args) == 0
-    assert f"0 runs trained, {2 * len(configs)} already finished, 0 failed" in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert f"0 runs trained, {2 * len(configs)} already finished, 0 failed" in again and "== [" not in again
+    assert again.splitlines()[-1] == printed.splitlines()[-1] and f"| {reference} (ref) |" in again
     assert len(runs_of(client, experiment)[1]) == 2 * len(configs)
     assert len(trials_of(store, name)) == 4
+    assert client.get_run(parents[0].info.run_id).info.end_time == logged
 
 
-def test_a_failing_config_is_reported_the_others_finish_and_a_rerun_retries_it(store, tmp_path):
+def test_a_failing_cell_is_retried_once_reported_with_its_config_and_seed_and_the_others_finish(store, tmp_path,
+                                                                                                 capsys):
     good = tmp_path / "good.yaml"
     good.write_text(f"extends: {NO_GAN}\n")
     bad = tmp_path / "bad.yaml"  # loads fine, fails once training starts (no clip folder)
     bad.write_text(f"extends: {NO_GAN}\n"
                    f"data: {{source: folder, root: {tmp_path / 'missing'}, val_root: {tmp_path / 'missing'}}}\n")
-    overrides = store_overrides(store, "ablate_fail")
-    result = run_ablation(str(tmp_path / "*.yaml"), 1, overrides, storage_url=storage(tmp_path), name="fail")
-    assert [c.group for c in result.ran] == ["good"]
-    assert [c.group for c in result.failed] == ["bad"] and "missing" in next(iter(result.failed.values()))
-    assert "| good (ref) | 1 |" in result.table and "bad" not in result.table
-    _, children = runs_of(client_for(store), "ablate_fail")
-    assert all(c.info.status != "RUNNING" for c in children)
-
-    again = run_ablation(str(tmp_path / "*.yaml"), 1, overrides, storage_url=storage(tmp_path), name="fail")
-    assert [c.group for c in again.skipped] == ["good"] and [c.group for c in again.failed] == ["bad"]
+    args = ["ablate", "--configs", str(tmp_path / "*.yaml"), "--seeds", "1", "--name", "fail",
+            "--storage", storage(tmp_path), *store_overrides(store, "ablate_fail")]
+    assert main(args) == 1
+    printed = capsys.readouterr().out
+    assert "ablation fail: 1 run trained, 0 already finished, 1 failed" in printed
+    assert re.search(r"^FAILED bad\.yaml seed 0: its fit failed 2 times: UserError: .*missing", printed, re.M)
+    assert "| good (ref) | 1 |" in printed and "| bad" not in printed
+    parents, children = runs_of(client_for(store), "ablate_fail")
+    assert all(c.info.status != "RUNNING" for c in children) and parents[0].info.status == "FAILED"
     failed = [t for t in trials_of(tmp_path, "ablation-fail") if t.state == TrialState.FAIL]
-    assert [t.user_attrs[CELL_ATTR] for t in failed] == ["bad seed 0"] * 2  # retried once per run, not in a loop
+    assert [t.user_attrs[CELL_ATTR] for t in failed] == ["bad seed 0"] * 2  # tried, retried once (--retries 1)
     assert all("missing" in t.user_attrs[ERROR_ATTR] for t in failed)
+
+    assert main([*args, "--retries", "0"]) == 1  # a re-run tries it again, --retries more times
+    assert "0 runs trained, 1 already finished, 1 failed" in capsys.readouterr().out
+    assert len([t for t in trials_of(tmp_path, "ablation-fail") if t.state == TrialState.FAIL]) == 3
 
 
 def test_a_stopped_cell_goes_on_from_its_checkpoint_in_the_same_run(store, tmp_path):
@@ -169,61 +189,80 @@ def test_a_stopped_cell_goes_on_from_its_checkpoint_in_the_same_run(store, tmp_p
     assert states == [("no_gan seed 0", "COMPLETE"), ("no_gan seed 1", "COMPLETE"), ("no_gan seed 1", "FAIL")]
 
 
-def test_two_workers_share_one_sqlite_grid_and_train_each_cell_once(store, tmp_path, capfd):
+def test_two_workers_share_one_sqlite_grid_of_2_configs_x_2_seeds_and_train_each_cell_once(store, tmp_path, capfd):
     overrides = store_overrides(store, "ablate_par")
-    result = run_ablation(NO_GAN, 2, overrides, storage_url=storage(tmp_path), workers=2, name="par")
+    result = run_ablation(TWO_CONFIGS, 2, overrides, storage_url=storage(tmp_path), workers=2, name="par")
     err = capfd.readouterr().err
     assert "Traceback" not in err and "error:" not in err, err[-3000:]  # the second process worked without a fault
-    assert not result.failed and len(result.ran) == 2
-    _, children = runs_of(client_for(store), "ablate_par")
-    assert sorted((c.data.tags["vsr_lab.seed"], c.info.status) for c in children) == \
-        [("0", "FINISHED"), ("1", "FINISHED")]
+    assert not result.failed and len(result.ran) == 4
+    parents, children = runs_of(client_for(store), "ablate_par")
+    cells = sorted((c, s) for c in ("no_flow_reg", "no_gan") for s in ("0", "1"))
+    assert sorted((c.data.tags["vsr_lab.config"], c.data.tags["vsr_lab.seed"]) for c in children) == cells
+    assert all(c.info.status == "FINISHED" for c in children) and parents[0].info.status == "FINISHED"
     trials = trials_of(tmp_path, "ablation-par")
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4  # each cell once
     workers = [t.user_attrs[WORKER_ATTR] for t in trials]
     assert len(set(workers)) == 2  # both processes trained (they start claiming together)
+    assert sorted(c.data.tags["vsr_lab.worker"] for c in children) == sorted(workers)
+    compared = pd.read_csv(client_for(store).download_artifacts(parents[0].info.run_id, "comparison/runs.csv",
+                                                                str(tmp_path)))
+    assert sorted(compared["run_id"]) == sorted(c.info.run_id for c in children)  # the comparison covers the 4
     print(f"cells per worker: {sorted(workers.count(w) for w in set(workers))}")
 
 
 def test_one_cell_per_slurm_array_task_and_the_last_one_compares(store, tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # where the default --storage would be made, were it used
+    monkeypatch.chdir(tmp_path)  # the default --storage: the grid's record and parent run
     overrides = store_overrides(store, "ablate_cell")
     base = ["ablate", "--configs", NO_GAN, "--seeds", "2", "--name", "cells", *overrides]
-    assert main([*base, "--plan"]) == 0
+    assert main([*base, "--cell", "2"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --cell 2: the grid has 2 cells, 0 to 1"
+    assert main([*base, "--cell", "slurm"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --cell slurm: $SLURM_ARRAY_TASK_ID is not set (not a SLURM "
+                                               "array task); give --cell INDEX")
+    assert not (tmp_path / "optuna.db").exists() and not list((store / "runs").glob("ablation-cells-*"))
+
+    assert main([*base, "--list-cells"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert listed[0] == "ablation cells: 2 cells (a SLURM array: --array=0-1)"
     assert [line.split("(")[0].strip() for line in listed[1:]] == ["0  no_gan seed 0", "1  no_gan seed 1"]
 
-    assert main([*base, "--cell", "1"]) == 0
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    assert main([*base, "--cell", "slurm"]) == 0
     printed = capsys.readouterr().out
     assert "ablation cells: 1 run trained, 0 already finished, 0 failed" in printed and "| no_gan" not in printed
+    assert "== [2/2] no_gan seed 1" in printed and "seed 0" not in printed  # the cell --list-cells gave index 1
     parents, children = runs_of(client_for(store), "ablate_cell")
-    assert [c.data.tags["vsr_lab.seed"] for c in children] == ["1"] and parents[0].info.status == "RUNNING"
+    assert [(c.data.tags["vsr_lab.seed"], c.data.tags["vsr_lab.cell"], c.data.tags["vsr_lab.slurm_job"])
+            for c in children] == [("1", "1", "77_1")] and parents[0].info.status == "RUNNING"
 
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
     assert main([*base, "--cell", "0"]) == 0  # the task that finds every cell done writes the comparison
     printed = capsys.readouterr().out
     assert "| no_gan (ref) | 2 |" in printed
     parents, children = runs_of(client_for(store), "ablate_cell")
     assert len(children) == 2 and parents[0].info.status == "FINISHED"
     assert main([*base, "--cell", "1"]) == 0  # a requeued task whose cell is done trains nothing
-    assert "0 runs trained, 1 already finished" in capsys.readouterr().out
-
-    assert main([*base, "--cell", "2"]) == 2
-    assert capsys.readouterr().err.strip() == "error: --cell 2: the grid has 2 cells, 0 to 1"
-    assert not (tmp_path / "optuna.db").exists()
+    assert capsys.readouterr().out.splitlines() == [
+        f"ablation cells: cell 1 (no_gan seed 1) is already finished (MLflow run "
+        f"{next(c.info.run_id for c in children if c.data.tags['vsr_lab.seed'] == '1')}); nothing to run"]
+    assert len(runs_of(client_for(store), "ablate_cell")[1]) == 2
 
 
 @pytest.mark.parametrize("extra, message", [
     (["--workers", "0"], "error: --workers must be at least 1, got 0"),
     (["--cell", "0", "--workers", "2"], "error: --cell runs one cell in this process; leave out --workers"),
     (["--seeds", "0"], "error: --seeds must be at least 1, got 0"),
+    (["--retries", "-1"], "error: --retries must be at least 0, got -1"),
     (["--storage", "nosuchdb://host/optuna"], "error: --storage: cannot open 'nosuchdb://host/optuna' ("),
+    (["--storage", f"postgresql+psycopg://vsr:s3cret-pw@127.0.0.1:{free_port()}/optuna"],
+     "error: --storage: cannot open 'postgresql+psycopg://vsr:***@127.0.0.1:"),  # nothing listens there
 ])
 def test_bad_flags_are_one_error_before_anything_runs(tmp_path, capsys, extra, message):
     args = ["ablate", "--configs", NO_GAN, "--storage", storage(tmp_path), *store_overrides(tmp_path, "bad"), *extra]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(message) and "\n" not in err
+    assert err.startswith(message) and "\n" not in err and "s3cret" not in err
     assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlflow.db").exists()
 
 
@@ -240,36 +279,69 @@ def test_configs_with_one_name_or_without_tracking_are_refused(tmp_path):
         plan([NO_GAN, str(tmp_path / "b.yaml")], 1)
 
 
-def test_the_grid_is_enqueued_once_and_a_second_claim_of_a_cell_sees_the_first(tmp_path):
+def test_the_grid_is_recorded_once_with_its_parent_and_a_later_trial_of_a_cell_yields_to_the_first(tmp_path):
     grid = plan([NO_GAN], 2, store_overrides(tmp_path, "queue"), name="q")
     store = open_storage(storage(tmp_path), 1, 2)
-    study = open_grid(store, grid, done=set())
+    study, created = open_study(store, grid)
+    assert created
+    enqueue_missing(study, grid.cells, done=set())
+    record_grid(study, grid, "parent-of-q")
     assert [t.user_attrs[CELL_ATTR] for t in study.get_trials()] == ["no_gan seed 0", "no_gan seed 1"]
-    open_grid(store, grid, done=set())  # a second worker joins: nothing more is enqueued
+    joined, created = open_study(store, grid)  # a second worker: it joins, and logs under the recorded parent
+    assert not created and joined.user_attrs[PARENT_ATTR] == "parent-of-q"
+    enqueue_missing(joined, grid.cells, done=set())  # its top-up: nothing more
     assert len(study.get_trials()) == 2
 
-    # two re-runs that both enqueued cell 0 (the race a re-run's top-up allows), claimed at once
+    # two re-runs that both enqueued cell 0 (the race a re-run's top-up allows)
     study.enqueue_trial({}, user_attrs={CELL_ATTR: "no_gan seed 0"})
     first, _, dup = (t._trial_id for t in study.get_trials())
-    assert store.set_trial_state_values(first, TrialState.RUNNING)
     assert store.set_trial_state_values(dup, TrialState.RUNNING)
     assert not store.set_trial_state_values(dup, TrialState.RUNNING)  # a claim succeeds once
-    assert rival(study, optuna.Trial(study, dup)).number == 0 and rival(study, optuna.Trial(study, first)).number == 2
+    assert rival(study, optuna.Trial(study, dup)).number == 0  # trial 0 waits: it will train the cell, not 2
+    assert store.set_trial_state_values(first, TrialState.RUNNING)
+    assert rival(study, optuna.Trial(study, dup)).number == 0 and rival(study, optuna.Trial(study, first)) is None
 
-    (tmp_path / "other.yaml").write_text(f"extends: {NO_GAN}\n")
-    other = plan([str(tmp_path / "other.yaml")], 1, store_overrides(tmp_path, "queue"), name="q")
-    with pytest.raises(UserError, match=r"--name q: the ablation is running with other cells \(no_gan seed 0, no_gan "):
-        open_grid(store, other, done=set())
+
+@pytest.mark.parametrize("change, message", [
+    (dict(overrides=["trainer.val_every=1"]),
+     "error: overrides: the ablation 'same' already stored was started with none, this command gives "
+     "trainer.val_every=1 instead"),
+    (dict(configs=f"{NO_GAN},{REPO / 'ablations' / 'no_flow_reg.yaml'}"),
+     "error: --configs: the ablation 'same' already stored has configs no_gan; this command gives no_flow_reg, no_gan"),
+    (dict(seeds="1"), "error: --seeds 1: the ablation 'same' already stored has 2 seeds per config; give at least "
+                      "that many"),
+    (dict(edit="loss: {temporal: {weight: 0.5}}"),
+     "error: --configs: config no_gan: loss.temporal.weight is 0.5 here and 0.2 in the ablation 'same' already "
+     "stored (its file changed since); restore it, or give another --name"),
+])
+def test_a_worker_whose_grid_differs_from_the_stored_one_is_one_error_naming_the_difference(tmp_path, capsys,
+                                                                                             change, message):
+    config = tmp_path / "no_gan.yaml"
+    config.write_text(f"extends: {NO_GAN}\n")
+    overrides = store_overrides(tmp_path, "same")
+    stored = plan([str(config)], 2, overrides, name="same")
+    study, _ = open_study(open_storage(storage(tmp_path), 1, 2), stored)
+    enqueue_missing(study, stored.cells, done=set())
+    record_grid(study, stored, "parent-of-same")
+    if "edit" in change:
+        config.write_text(f"extends: {NO_GAN}\n{change['edit']}\n")
+    configs = change.get("configs", str(config)).replace(NO_GAN, str(config))
+    args = ["ablate", "--configs", configs, "--seeds", change.get("seeds", "2"), "--name", "same",
+            "--storage", storage(tmp_path), *overrides, *change.get("overrides", [])]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == message
+    assert len(study.get_trials()) == 2 and not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
 
 
 def test_a_rerun_with_more_seeds_enqueues_only_the_new_cells(tmp_path):
     store = open_storage(storage(tmp_path), 1, 2)
-    study = open_grid(store, plan([NO_GAN], 2, store_overrides(tmp_path, "more"), name="m"), done=set())
+    study, _ = open_study(store, plan([NO_GAN], 2, store_overrides(tmp_path, "more"), name="m"))
+    enqueue_missing(study, plan([NO_GAN], 2, store_overrides(tmp_path, "more"), name="m").cells, done=set())
     for trial in study.get_trials():
         store.set_trial_state_values(trial._trial_id, TrialState.RUNNING)
         store.set_trial_state_values(trial._trial_id, TrialState.COMPLETE, values=[30.0])
-    open_grid(store, plan([NO_GAN], 3, store_overrides(tmp_path, "more"), name="m"),
-              done={"no_gan seed 0", "no_gan seed 1"})
+    enqueue_missing(study, plan([NO_GAN], 3, store_overrides(tmp_path, "more"), name="m").cells,
+                    done={"no_gan seed 0", "no_gan seed 1"})
     assert [(t.user_attrs[CELL_ATTR], t.state.name) for t in study.get_trials()] == \
         [("no_gan seed 0", "COMPLETE"), ("no_gan seed 1", "COMPLETE"), ("no_gan seed 2", "WAITING")]
 

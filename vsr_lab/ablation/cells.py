@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from vsr_lab.config.loading import load_config
+from vsr_lab.config.loading import flatten, load_config
 from vsr_lab.errors import UserError
 from vsr_lab.tracking.run_folders import RUN_RECORD
 
@@ -49,6 +49,13 @@ class Grid:
     artifact_location: str | None
     heartbeat_interval: int  # sweep.heartbeat_interval / grace_period: the Optuna worker settings
     grace_period: int
+    seeds: int
+    settings: dict  # config stem -> its flattened config with the overrides: what the grid trains
+
+    @property
+    def definition(self) -> dict:
+        """What every worker of the grid must agree on, as stored with its study."""
+        return {"configs": self.settings, "overrides": list(self.overrides), "seeds": self.seeds}
 
     @property
     def study_name(self) -> str:
@@ -100,8 +107,33 @@ def plan(configs: list[str], seeds: int, overrides=(), objectives=(), name: str 
             run_name = f"{_study_name(name)}-{Path(path).stem}-seed{seed}"
             cells.append(Cell(len(cells), Path(path).stem, seed, path, (*overrides, f"seed={seed}"),
                               int(cfg.trainer.max_batches), run_name))
+    settings = {Path(path).stem: json.loads(json.dumps(flatten(cfg), default=str)) for path, cfg in loaded.items()}
     return Grid(name, tuple(cells), tuple(overrides), first.tracking.tracking_uri, first.tracking.experiment,
-                first.tracking.artifact_location, int(first.sweep.heartbeat_interval), int(first.sweep.grace_period))
+                first.tracking.artifact_location, int(first.sweep.heartbeat_interval), int(first.sweep.grace_period),
+                seeds, settings)
+
+
+def difference(grid: Grid, stored: dict) -> str | None:
+    """How this command's grid differs from the one stored under its name, in one line (None: it
+    does not). More seeds is no difference: the new cells are added to the grid."""
+    where = f"the ablation {grid.name!r} already stored"
+    theirs, mine = sorted(stored["configs"]), sorted(grid.settings)
+    if theirs != mine:
+        return f"--configs: {where} has configs {', '.join(theirs)}; this command gives {', '.join(mine)}"
+    if sorted(stored["overrides"]) != sorted(grid.overrides):
+        only_theirs = sorted(set(stored["overrides"]) - set(grid.overrides)) or ["none"]
+        only_mine = sorted(set(grid.overrides) - set(stored["overrides"])) or ["none"]
+        return (f"overrides: {where} was started with {' '.join(only_theirs)}, this command gives "
+                f"{' '.join(only_mine)} instead")
+    if grid.seeds < stored["seeds"]:
+        return f"--seeds {grid.seeds}: {where} has {stored['seeds']} seeds per config; give at least that many"
+    for stem in mine:
+        old, new = stored["configs"][stem], grid.settings[stem]
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                return (f"--configs: config {stem}: {key} is {new.get(key)!r} here and {old.get(key)!r} in {where} "
+                        f"(its file changed since); restore it, or give another --name")
+    return None
 
 
 def _study_name(name: str) -> str:
