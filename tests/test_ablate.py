@@ -249,6 +249,55 @@ def test_one_cell_per_slurm_array_task_and_the_last_one_compares(store, tmp_path
     assert len(runs_of(client_for(store), "ablate_cell")[1]) == 2
 
 
+def fake_slurm(tmp_path) -> dict:
+    """A SLURM array task's environment (task 1 of array job 77), with an `scontrol` on PATH that
+    records its arguments and, as SLURM's requeue does, sends the job SIGTERM."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text('#!/bin/sh\necho "$@" >> "$SCONTROL_LOG"\nkill -TERM $PPID\n')
+    scontrol.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "SCONTROL_LOG": str(tmp_path / "scontrol.log"),
+            "SLURM_NTASKS": "1", "SLURM_JOB_ID": "78", "SLURM_ARRAY_JOB_ID": "77", "SLURM_ARRAY_TASK_ID": "1",
+            "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_JOB_NAME": "ablate"}
+
+
+def test_sigusr1_under_slurm_saves_a_checkpoint_requeues_and_the_requeued_task_goes_on_from_it(store, tmp_path):
+    """What `sbatch --signal=SIGUSR1@120` does before a task's time limit, with a fake `scontrol`."""
+    from vsr_lab.training.runner import read_checkpoint_meta
+
+    slurm = fake_slurm(tmp_path)
+    args = ["ablate", "--configs", NO_GAN, "--seeds", "2", "--name", "requeue", "--cell", "slurm",
+            "--storage", storage(tmp_path), *store_overrides(store, "ablate_requeue"), "trainer.max_batches=6",
+            "trainer.val_every=2"]
+    folder = store / "runs" / "ablation-requeue-no_gan-seed1"
+    proc = start_cli(*args, env=slurm)
+    try:  # mid-cell: a checkpoint before the last of six batches
+        wait_for(lambda: frozen_mid_cell(proc, folder, 6), proc=proc)
+    finally:
+        proc.send_signal(signal.SIGUSR1)
+        proc.send_signal(signal.SIGCONT)
+        out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]  # the requeue ended the task
+    assert (tmp_path / "scontrol.log").read_text() == "requeue 77_1\n"  # Lightning asked SLURM to requeue it
+    (hpc,) = folder.glob("hpc_ckpt_*.ckpt")
+    saved = read_checkpoint_meta(str(hpc))["batches_done"]
+    assert 2 <= saved < 6
+    client = client_for(store)
+    (killed,) = runs_of(client, "ablate_requeue")[1]
+    assert killed.info.status == "KILLED" and killed.data.tags["vsr_lab.slurm_job"] == "77_1"
+
+    requeued = start_cli(*args, env=slurm)  # the same task, started again by SLURM
+    out = requeued.communicate(timeout=600)[0]
+    assert requeued.returncode == 0, out[-3000:]
+    assert f"resuming run ablation-requeue-no_gan-seed1 at batch {saved} of 6" in out
+    assert re.findall(r"checkpoint: (\S+)", (folder / "resumes.yaml").read_text()) == [str(hpc)]
+    (finished,) = runs_of(client, "ablate_requeue")[1]  # the same run, continued
+    assert (finished.info.run_id, finished.info.status) == (killed.info.run_id, "FINISHED")
+    assert finished.data.metrics["val/batches"] == 6
+    assert (tmp_path / "scontrol.log").read_text() == "requeue 77_1\n"
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--workers", "0"], "error: --workers must be at least 1, got 0"),
     (["--cell", "0", "--workers", "2"], "error: --cell runs one cell in this process; leave out --workers"),
