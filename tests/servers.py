@@ -55,14 +55,20 @@ class Postgres:
     password: str
     run_as: list[str]
 
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str, with_password: bool = True) -> str:
+        login = f"{self.user}:{self.password}" if with_password else self.user  # without: PGPASSWORD gives it
+        return f"postgresql+psycopg://{login}@127.0.0.1:{self.port}/{database}"
 
-    def createdb(self, name: str) -> str:
-        env = {**os.environ, "PGPASSWORD": self.password}
+    def createdb(self, name: str, with_password: bool = True) -> str:
         subprocess.run([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name],
-                       check=True, env=env, capture_output=True, timeout=60)
-        return self.url(name)
+                       check=True, env={**os.environ, "PGPASSWORD": self.password}, capture_output=True, timeout=60)
+        return self.url(name, with_password)
+
+    def dump(self, name: str) -> bytes:
+        """The database as SQL (what a password search must not find)."""
+        return subprocess.run([str(self.bin / "pg_dump"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
+                               name], check=True, env={**os.environ, "PGPASSWORD": self.password},
+                              capture_output=True, timeout=120).stdout
 
     def stop(self) -> None:
         subprocess.run([*self.run_as, str(self.bin / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate",
@@ -111,6 +117,7 @@ class MlflowServer:
     url: str
     artifacts: Path
     proc: subprocess.Popen
+    admin_password: str | None = None  # with basic auth: the admin user `admin`'s
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -131,17 +138,33 @@ def healthy(url: str) -> bool:
 
 
 def start_mlflow_server(backend_uri: str, folder: Path, timeout_s: float = 300.0,
-                        command: str = "server") -> MlflowServer:
+                        command: str = "server", auth: bool = False, env: dict | None = None) -> MlflowServer:
     """`mlflow server` (or `mlflow ui`, its alias for browsing a local store) on 127.0.0.1 with
-    `backend_uri` as store and artifacts served from `folder`."""
+    `backend_uri` as store and artifacts served from `folder`. With `auth`, MLflow's basic-auth
+    app, its users in `folder/basic_auth.db`, the admin created on its first start with a random
+    password (given only in its environment, as the README says)."""
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **(env or {})}
+    extra, admin = [], None
+    if auth:
+        try:
+            import flask_wtf  # noqa: F401  (what mlflow[auth] adds: the scaleout extra)
+        except ImportError:
+            missing("mlflow[auth] not installed (pip install -e '.[scaleout]')")
+        admin = secrets.token_urlsafe(16)
+        (folder / "basic_auth.ini").write_text(
+            f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{folder / 'basic_auth.db'}\n"
+            "admin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+        env.update(MLFLOW_AUTH_CONFIG_PATH=str(folder / "basic_auth.ini"), MLFLOW_AUTH_ADMIN_PASSWORD=admin,
+                   MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16))
+        extra = ["--app-name", "basic-auth"]
     log = open(folder / "server.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", command, "--backend-store-uri", backend_uri, "--host", "127.0.0.1",
-         "--port", str(port), "--artifacts-destination", (folder / "artifacts").as_uri(), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder)
-    server = MlflowServer(f"http://127.0.0.1:{port}", folder / "artifacts", proc)
+         "--port", str(port), "--artifacts-destination", (folder / "artifacts").as_uri(), "--workers", "1", *extra],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder, env=env)
+    server = MlflowServer(f"http://127.0.0.1:{port}", folder / "artifacts", proc, admin)
     end = time.monotonic() + timeout_s
     while not healthy(server.url):
         if proc.poll() is not None or time.monotonic() > end:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -28,8 +29,8 @@ def client_for(root: Path) -> MlflowClient:
     return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
 
 
-def start_cli(*args: str, cwd: Path = REPO) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def start_cli(*args: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "vsr_lab", *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -48,6 +49,26 @@ def wait_for(condition, timeout_s: float = 240.0, every_s: float = 0.3, proc: su
             raise AssertionError(f"process exited with {proc.returncode} first:\n{proc.stdout.read()[-3000:]}")
         time.sleep(every_s)
     raise AssertionError("timed out waiting")
+
+
+def frozen_mid_cell(proc: subprocess.Popen, run_dir: Path, max_batches: int) -> bool:
+    """Whether the ablate worker `proc` is mid-cell in `run_dir`: a whole checkpoint before the last
+    batch. The worker is stopped (SIGSTOP) while this looks, so that the answer still holds when
+    the caller signals it; it stays stopped on True (SIGCONT to go on) and goes on on False."""
+    from vsr_lab.ablation.cells import newest_checkpoint
+    from vsr_lab.training.runner import read_checkpoint_meta
+
+    ckpt = newest_checkpoint(run_dir)
+    if ckpt is None:
+        return False
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        if read_checkpoint_meta(str(ckpt))["batches_done"] < max_batches:
+            return True
+    except Exception:  # a checkpoint still being written
+        pass
+    proc.send_signal(signal.SIGCONT)
+    return False
 
 
 def fake_store(root: Path, experiment: str = "fake") -> dict:

@@ -246,7 +246,7 @@ def _validate_print_config(pairs):
 
 
 def _ablate_plan(pairs):
-    from vsr_lab.ablation.runner import plan
+    from vsr_lab.ablation.cells import plan
 
     tally = TALLIES.setdefault("ablate plan", [])
     try:
@@ -256,7 +256,7 @@ def _ablate_plan(pairs):
         assert "\n" not in str(exc)
         return
     tally.append(0)
-    assert len(planned) == 4
+    assert len(planned.cells) == 4
 
 
 def _search_space(data, space: str):

@@ -50,11 +50,14 @@ HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
 UNIT = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*\s?"  # a number, then a unit or a ratio's x (not 64 x 64)
                   r"(?:dB|ms|s|min|minutes?|seconds?|hours?|GB|GiB|MB|MiB|%|CPU-s|frames/s)(?![\w/])"
                   r"|(?<![\w.])\d+(?:\.\d+)?\s?x(?!\w)(?!\s*\d)")
+SHELL_VARIABLE = re.compile(r"\$\{?[A-Z_][A-Z0-9_]*\}?")
 DECIMAL = re.compile(r"(?<![\w.])(?<![A-Za-z] )\d+\.\d+")  # 31.64, not SD 2.1
 # Programs a documented command may run, and the setup.cfg requirement that installs each.
 TOOLS = {"pytest": "dev:pytest", "mlflow ui": "install:mlflow", "mlflow server": "install:mlflow",
          "jupyter nbconvert": "dev:nbconvert", "jupyter execute": "dev:nbclient", "torchrun": "install:torch"}
-SETUP_STEPS = ("python3 -m venv", ". .venv/bin/activate", "source .venv/bin/activate", "cd ")
+SETUP_STEPS = ("python3 -m venv", ". .venv/bin/activate", "source .venv/bin/activate", "cd ",
+               "export ", "read ")  # the shell's own: a variable set (a password typed without echo)
+CLUSTER_TOOLS = ("sbatch",)  # SLURM's, on the cluster: nothing of ours to check
 
 
 def fenced(text: str, *languages: str) -> list[str]:
@@ -196,8 +199,11 @@ def _check_cli(tokens: list[str], args: list[str], expected_error: str | None) -
 def check_command(line: str, expected_error: str | None = None) -> None:
     """Raises when the line's subcommand, flags, overrides, file or tool do not exist; with
     `expected_error` (the text's `# error: ...` under it), when it does not fail on that key."""
-    tokens = _unwrap(shlex.split(line))
+    # a lone shell variable is a value the shell gives (a SLURM array index): checked as 0
+    tokens = ["0" if SHELL_VARIABLE.fullmatch(t) else t for t in _unwrap(shlex.split(line))]
     if not tokens or line.startswith(SETUP_STEPS):
+        return
+    if tokens[0] in CLUSTER_TOOLS:
         return
     if tokens[:2] == ["pip", "install"]:
         extras = re.findall(r"\[(\w+)\]", line)
@@ -354,10 +360,17 @@ def test_the_yaml_check_catches_drift(drifted, needle, tmp_path):
     ("python -m vsr_lab.inference.no_such_module clips/", "no module"),
     ("pytest -m slow tests/test_no_such_file.py", "no test file"),
     ("python tests/no_such_script.py /tmp/mf", "no script"),
+    ("python -m vsr_lab ablate --configs 'ablations/*.yaml' --cells $SLURM_ARRAY_TASK_ID", "rejects"),
 ])
 def test_the_command_check_catches_drift(drifted, needle):
     with pytest.raises((AssertionError, UserError), match=needle):
         check_command(drifted)
+
+
+def test_a_shell_variable_stands_for_a_value():
+    check_command("srun python -m vsr_lab ablate --configs 'ablations/*.yaml' --cell $SLURM_ARRAY_TASK_ID")
+    with pytest.raises(AssertionError, match="rejects"):  # the value must still fit the flag
+        check_command("python -m vsr_lab ablate --configs 'ablations/*.yaml' --seeds ${SEEDS} --cell x")
 
 
 def test_a_documented_error_must_be_the_whole_message():
@@ -426,7 +439,7 @@ def _help(*command: str) -> str:
     (TrackingConfig.tracking_uri, [("fit",), ("validate",), ("compare",)]),
     (f"{TrackingConfig.artifact_location}/", [("fit",)]),
     (f"{VSRConfig.output_dir}/", [("fit",), ("runs", "gc")]),
-    ("sqlite:///optuna.db", [("sweep",)]),
+    ("sqlite:///optuna.db", [("sweep",), ("ablate",)]),
 ])
 def test_documented_defaults_are_in_help_and_in_the_readme(value, commands):
     assert value in README

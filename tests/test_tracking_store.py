@@ -112,3 +112,21 @@ def test_the_fit_summary_says_where_the_ui_shows_the_runs():
                                                    "(after `mlflow ui --backend-store-uri sqlite:///mlflow.db`)")
     assert ui_hint("http://tracking:5000/", "7") == f"MLflow UI: {runs_address('7', 'http://tracking:5000')}"
     assert ui_hint("databricks", "7") is None
+
+
+@pytest.mark.parametrize("uri, where", [
+    ("http://alice:s3cret-pw@127.0.0.1:5000", "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"),
+    ("postgresql+psycopg://vsr:s3cret-pw@db-host:5432/mlflow", "PGPASSWORD or ~/.pgpass"),
+])
+def test_a_tracking_uri_with_a_password_is_one_error_that_hides_it(tmp_path, capsys, tiny_overrides, uri, where):
+    """The URI is saved with every run (params, config.yaml, run.json): credentials go elsewhere."""
+    from conftest import REPO
+    from vsr_lab.cli import main
+
+    args = ["fit", "--config", str(REPO / "experiments" / "instavsr_tiny.yaml"), *tiny_overrides,
+            f"tracking.tracking_uri={uri}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: tracking.tracking_uri: {uri.replace(':s3cret-pw@', ':***@')} holds a password")
+    assert where in err and "s3cret" not in err and "\n" not in err
+    assert not (tmp_path / "runs").exists()

@@ -19,16 +19,16 @@ import optuna
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages import fail_stale_trials
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
 from vsr_lab.reporting import comparison
 from vsr_lab.config.loading import load_config
 from vsr_lab.errors import UserError
-from vsr_lab.tracking.locking import sqlite_init_lock
 from vsr_lab.registry import STUDY_PRUNERS, STUDY_SAMPLERS
 from vsr_lab.studies.search_space import SearchParam, override, parse_search_space
+from vsr_lab.studies.storage import open_storage
 from vsr_lab.tracking.runs import (GROUP_TAG, OBJECTIVES_TAG, TRIAL_STATE_TAG, TRIAL_TAG, child_runs,
                                    experiment_id, find_or_create_parent, mark_stale, tracking_client)
 from vsr_lab.training.summary import headline
@@ -62,26 +62,6 @@ class BatchPruning(L.Callback):
         if step >= self.warmup_batches and self.trial.should_prune():
             self.pruned_at = step
             trainer.should_stop = True
-
-
-def open_storage(url: str, heartbeat_interval: int, grace_period: int) -> RDBStorage:
-    """The study storage, or one clear error naming the URL (password hidden) before any training."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        shown = make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not even a URL: show it as given
-        shown = url
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    try:
-        with sqlite_init_lock(url), warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat: stable in use
-            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                              grace_period=grace_period,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
-    except Exception as exc:  # driver missing, bad URL, unreachable server, unwritable file
-        raise UserError(f"--storage: cannot open {shown!r} ({exc.__class__.__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
 
 
 def counted_trials(study: optuna.Study) -> int:

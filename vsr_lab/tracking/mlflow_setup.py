@@ -2,11 +2,16 @@
 
 Current MLflow rejects the plain file store, so a bare path or `file:` URI is refused up front
 with a message that says what to use instead. A tracking server (`http://...`) is asked for its
-health once before any work: MLflow's own client would retry a dead server for minutes.
+health once before any work: MLflow's own client would retry a dead server for minutes. Then
+once for an experiment list with the credentials MLflow's client sends (MLFLOW_TRACKING_USERNAME /
+MLFLOW_TRACKING_PASSWORD), so that a server with authentication (`mlflow server --app-name
+basic-auth`) that refuses them is one error too, not a traceback in the middle of a fit. A URI
+with a password in it is refused: the URI is saved with every run (params, config.yaml, run.json).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -23,6 +28,7 @@ ACCEPTED_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+", "mysql://", "m
 
 
 SERVER_SCHEMES = ("http://", "https://")
+_PASSWORD = re.compile(r"^([a-z0-9+.-]+://[^:/@]*):[^@/]*@", re.I)  # scheme://user:password@host
 _reached: set[str] = set()
 
 
@@ -31,10 +37,22 @@ def check_tracking_uri(uri: str, reach: bool = True) -> str:
     if not uri.startswith(ACCEPTED_SCHEMES):
         raise UserError(f"config: key 'tracking.tracking_uri' must be a database or server URI such as "
                         f"sqlite:///mlflow.db (the plain file store is not supported); got {uri!r}")
+    _no_password(uri)
     if reach and uri.startswith(SERVER_SCHEMES) and uri not in _reached:
         check_server(uri)
+        check_login(uri)
         _reached.add(uri)
     return uri
+
+
+def _no_password(uri: str) -> None:
+    shown = _PASSWORD.sub(r"\1:***@", uri)
+    if shown == uri:
+        return
+    where = ("MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" if uri.startswith(SERVER_SCHEMES)
+             else "PGPASSWORD or ~/.pgpass (PostgreSQL), or the driver's own settings")
+    raise UserError(f"tracking.tracking_uri: {shown} holds a password, and the URI is saved with every run; "
+                    f"give it in {where} instead")
 
 
 def absolute_uri(uri: str) -> str:
@@ -59,6 +77,27 @@ def check_server(uri: str, timeout_s: float = 10.0) -> None:
                         "start it (mlflow server ...) or point tracking.tracking_uri elsewhere") from None
     if not ok:
         raise UserError(f"tracking.tracking_uri: MLflow server {uri} is not healthy (HTTP {reply.status})")
+
+
+def check_login(uri: str, timeout_s: float = 10.0) -> None:
+    """The server lets this client list experiments with the credentials MLflow's client would send."""
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    creds = get_default_host_creds(uri)
+    try:
+        reply = http_request(creds, "/api/2.0/mlflow/experiments/search", "GET", max_retries=0, timeout=timeout_s,
+                             raise_on_status=False, params={"max_results": 1})
+    except Exception as exc:  # it answered /health a moment ago
+        raise UserError(f"tracking.tracking_uri: MLflow server {uri} cannot be reached ({exc.__class__.__name__})") \
+            from None
+    if reply.status_code == 401:
+        raise UserError(f"tracking.tracking_uri: MLflow server {uri} asks for a login and "
+                        + (f"refused user {creds.username!r} (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)"
+                           if creds.username else "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD are not set"))
+    if reply.status_code == 403:
+        raise UserError(f"tracking.tracking_uri: MLflow server {uri} lets user {creds.username!r} in but not "
+                        "read experiments (HTTP 403); ask its admin for a permission")
 
 
 def artifact_uri(tracking_uri: str, artifact_location: str) -> str | None:

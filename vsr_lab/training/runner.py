@@ -164,6 +164,19 @@ def checkpoint_callbacks(folder: Path, keep: str) -> list[ModelCheckpoint]:
     return callbacks
 
 
+def slurm_requeue() -> list:
+    """Under SLURM (a task started by srun), Lightning's SLURMEnvironment with auto-requeue: the
+    signal `sbatch --signal=SIGUSR1@120` sends before the time limit makes Lightning save
+    `hpc_ckpt_N.ckpt` in the run folder and `scontrol requeue` the job, which then goes on from it.
+    Lightning would pick the environment itself; it is named here so the requeue does not depend
+    on its defaults. Not under torchrun, which Lightning prefers inside SLURM too."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    if SLURMEnvironment.detect() and not TorchElasticEnvironment.detect():
+        return [SLURMEnvironment(auto_requeue=True)]
+    return []
+
+
 def build_trainer(cfg: DictConfig, run: RunInfo, logger, extra_callbacks=(),
                   resume: ResumePoint | None = None) -> L.Trainer:
     epochs, per_epoch = training_epochs(cfg, resume)
@@ -177,7 +190,8 @@ def build_trainer(cfg: DictConfig, run: RunInfo, logger, extra_callbacks=(),
         callbacks=[*checkpoints, StopAtMaxBatches(cfg.trainer.max_batches), ValidationSamples(cfg.tracking.log_images),
                    RunMetadata(cfg, run), *progress, *extra_callbacks],
         enable_checkpointing=bool(checkpoints),
-        default_root_dir=str(run.run_dir),
+        default_root_dir=str(run.run_dir),  # where a SLURM requeue checkpoint goes
+        plugins=slurm_requeue(),
     )
 
 
