@@ -131,7 +131,7 @@ def run(args) -> int:
     result = run_realbench(req)
     result["model"] = {"ckpt": args.ckpt, "config": args.config, "overrides": list(args.overrides),
                        "run_name": meta and meta.get("run_name"), "batches_done": meta and meta.get("batches_done"),
-                       "trained_on_clean_lr": trained_on_clean_lr(cfg)}
+                       "trained_on_clean_lr": trained_on_clean_lr(cfg) if args.ckpt else None}
     table = format_report(result)
     print(table)
     if args.out:
