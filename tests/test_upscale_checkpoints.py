@@ -1,13 +1,14 @@
 """The model `upscale --ckpt` runs: a checkpoint's saved config and weights, and a LoRA checkpoint
-(adapters only) completed from its pretrained folder."""
+(adapters only) completed from its pretrained folder; the note on a model trained on clean LR only."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from omegaconf import OmegaConf
-from upscale_helpers import CONFIG, MODEL_OVERRIDES
+from upscale_helpers import CONFIG, MODEL_OVERRIDES, make_video, pan_frames
 
+from vsr_lab.cli import main
 from vsr_lab.config.loading import load_config
 from vsr_lab.errors import UserError
 from vsr_lab.training.generator_loading import load_generator
@@ -35,6 +36,27 @@ def test_checkpoint_gives_its_config_and_weights(tmp_path):
     # a config whose model does not fit the weights: one error naming the checkpoint
     with pytest.raises(UserError, match="a.ckpt: its generator weights do not fit"):
         load_generator(str(tmp_path / "a.ckpt"), CONFIG)
+
+
+CLEAN_LR_NOTE = ("note: this model was trained on clean bicubic LR only; on compressed or real video it may gain "
+                 "little over bicubic (see docs/realbench.md)")
+
+
+def test_a_model_trained_on_clean_bicubic_lr_only_gets_one_note(tmp_path, capfd):
+    clip = tmp_path / "in.mp4"
+    make_video(clip, pan_frames(2, 16, 16))
+    for name, data in (("clean", {}), ("light", {"degradation": {"type": "light"}}), ("paired", {"lr_root": "lr"})):
+        cfg = load_config(CONFIG, MODEL_OVERRIDES)
+        cfg.data.merge_with(data)
+        _save(tmp_path / f"{name}.ckpt", cfg, build_generator(cfg))
+    out = lambda name: ["--input", str(clip), "--output", str(tmp_path / f"{name}.mp4"), "--no-progress"]  # noqa: E731
+    assert main(["upscale", "--ckpt", str(tmp_path / "clean.ckpt"), *out("clean")]) == 0
+    assert capfd.readouterr().err.count(CLEAN_LR_NOTE) == 1
+    # trained on degraded LR, or on paired LR clips of the user's, or untrained (a config alone): no note
+    for name in ("light", "paired"):
+        assert main(["upscale", "--ckpt", str(tmp_path / f"{name}.ckpt"), *out(name)]) == 0
+    assert main(["upscale", "--config", CONFIG, *MODEL_OVERRIDES, *out("untrained")]) == 0
+    assert "trained on clean bicubic" not in capfd.readouterr().err
 
 
 @pytest.mark.slow  # builds and saves the narrow sd21 model twice: about a minute on 2 shared cores

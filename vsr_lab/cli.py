@@ -22,7 +22,7 @@ COMMANDS = {
     "fit": "fit", "validate": "validate", "test": "test", "evaluate": "evaluate",
     "ablate": "ablate", "compare": "compare", "sweep": "sweep", "prune-study": "prune_study",
     "upscale": "upscale", "sample-clip": "sample_clip", "degrade": "degrade", "photos": "photos",
-    "headroom": "headroom",
+    "headroom": "headroom", "realbench": "realbench",
     "bench": "bench", "niqe-fit": "niqe_fit", "merge-lora": "merge_lora", "runs": "runs",
 }
 

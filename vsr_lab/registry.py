@@ -142,6 +142,7 @@ PERCEPTUAL_METRICS: Registry = Registry("perceptual metric", "vsr_lab.metrics.pe
                                         checks_config=True)
 PERCEPTUAL_LOSSES: Registry = Registry("perceptual loss", "vsr_lab.losses.perceptual", checks_config=True)
 CHANNEL_IMPORTANCE: Registry = Registry("channel importance", "vsr_lab.models.pruning")
+REAL_CONDITIONS: Registry = Registry("realbench condition", "vsr_lab.benchmarks.realbench.conditions")
 
 for _symbol, _registry in list(globals().items()):
     if isinstance(_registry, Registry):

@@ -207,7 +207,7 @@ def evaluate_outputs(preds, gt: str | Path | None, lr: str | Path | None = None,
                      lpips_net: str = "alex", crop_border: int = 0, y_channel: bool = False,
                      metrics=DEFAULT_METRICS, weights_dir: str | None = None,
                      pretrained: dict[str, str] | None = None, cache_dir: str | None = None,
-                     ewarp_on: str = "gt") -> dict:
+                     ewarp_on: str = "gt", with_psnr_y: bool = False) -> dict:
     """Scores of several outputs of the same clips: {"gt", "lr", "reference", "metrics" (each one's
     source), "outputs": {row: {"pred", "mean", "clips"}}}, a row per output in `preds` and, with
     `lr`, a `bicubic` and a `lanczos` row (see `BASELINES`).
@@ -215,7 +215,8 @@ def evaluate_outputs(preds, gt: str | Path | None, lr: str | Path | None = None,
     Every row is scored as `evaluate_folders` scores one output; clip by clip, so each GT clip is
     read and its motion estimated once for all rows. `metrics`: perceptual metric names
     (`metrics.perceptual` of a config); `weights_dir` and `pretrained` as `metrics.weights_dir` /
-    `metrics.pretrained`. `gt=None`: no-reference scoring.
+    `metrics.pretrained`. `gt=None`: no-reference scoring. `with_psnr_y`: a `psnr_y` (BT.601 Y)
+    column beside RGB `psnr`.
     """
     if ewarp_on not in EWARP_ON:
         raise UserError(f"--ewarp-on must be one of {', '.join(EWARP_ON)}; got {ewarp_on!r}")
@@ -232,12 +233,14 @@ def evaluate_outputs(preds, gt: str | Path | None, lr: str | Path | None = None,
 
     def score(pred_clip, gt_clip, motion) -> dict[str, float]:
         return score_clip(pred_clip, gt_clip, motion, lpips, crop_border, y_channel, perceptual,
-                          with_tof_tecogan=True)
+                          with_tof_tecogan=True, with_psnr_y=with_psnr_y)
 
     scores = _score_rows(rows, gt is not None, lr is not None, estimator, ewarp_on, score)
     niqe_model = "fitted on the sample clips' training photos" if builtin_niqe else pretrained.get("niqe_local")
     sources = _sources(flow, ewarp_on, gt is not None, y_channel, crop_border,
                        lpips_net if lpips is not None else None, perceptual, niqe_model)
+    if with_psnr_y and gt is not None:
+        sources["psnr_y"] = f"Y (BT.601), crop {crop_border}"
     outputs = {row: {"pred": described[row], "mean": mean_over_clips(list(clips.values())), "clips": clips}
                for row, clips in scores.items()}
     return {"gt": None if gt is None else str(gt), "lr": None if lr is None else str(lr), "reference": gt is not None,

@@ -7,6 +7,7 @@ unknown codec, bad checkpoint) is checked before the model runs on any frame.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import time
@@ -29,6 +30,9 @@ from vsr_lab.media.outputs import check_output
 from vsr_lab.models.flow import FlowEstimator, build_flow_estimator
 from vsr_lab.registry import COLOR_FIXES, FLOW_ESTIMATORS
 
+log = logging.getLogger(__name__)
+CLEAN_LR_NOTE = ("this model was trained on clean bicubic LR only; on compressed or real video it may gain "
+                 "little over bicubic (see docs/realbench.md)")
 
 
 def inference_flows() -> tuple[str, ...]:
@@ -143,9 +147,18 @@ def upscale(req: UpscaleRequest) -> tuple[list[dict], float, PeakMemory] | None:
     return records, time.perf_counter() - t0, peak
 
 
+def trained_on_clean_lr(cfg) -> bool:
+    """Whether a model's training LR was clean bicubic: the `bicubic` degradation (which takes no
+    stages), and no paired LR clips of the user's (`data.lr_root`)."""
+    return cfg.data.degradation.type == "bicubic" and not cfg.data.get("lr_root")
+
+
 def prepare(req: UpscaleRequest) -> tuple:
-    """(generator, flow estimator, settings, device, precision) of a request: the model loaded."""
+    """(generator, flow estimator, settings, device, precision) of a request: the model loaded.
+    A checkpoint trained on clean bicubic LR only gets a note (once): real videos are not that."""
     generator, cfg = load_generator(req.ckpt, req.config, req.overrides)
+    if req.ckpt and trained_on_clean_lr(cfg):
+        log.warning(CLEAN_LR_NOTE)
     flow = make_flow(req, cfg, generator.recurrent)
     device = resolve_device(req.device)
     precision = resolve_precision(req.precision, device)

@@ -36,15 +36,18 @@ def load_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(photo[..., :3])
 
 
-def camera_frames(photo: np.ndarray, width: int, height: int, frames: int) -> list[np.ndarray]:
+def camera_frames(photo: np.ndarray, width: int, height: int, frames: int,
+                  centre: tuple[float, float] = (0.5, 0.5)) -> list[np.ndarray]:
     """HR frames (height, width, 3) uint8 of a camera that pans ~1.3 px/frame, zooms by up to 4 %
-    and turns by up to 1 degree over the photo (area-averaged from a 2x finer render)."""
+    and turns by up to 1 degree over the photo (area-averaged from a 2x finer render). Its path is
+    centred on `centre` (fractions of the photo's width and height); `camera_travel` says how far
+    it goes from there."""
     ph, pw = photo.shape[:2]
     out = []
     for t in range(frames):
         u = t / max(frames - 1, 1)
-        cx = pw / 2 + (u - 0.5) * 1.3 * frames
-        cy = ph / 2 + 0.4 * frames * math.sin(math.pi * u) - 0.2 * frames
+        cx = centre[0] * pw + (u - 0.5) * 1.3 * frames
+        cy = centre[1] * ph + 0.4 * frames * math.sin(math.pi * u) - 0.2 * frames
         zoom = 1.0 + 0.04 * u
         angle = 1.0 * math.sin(2 * math.pi * u)
         m = cv2.getRotationMatrix2D((cx, cy), angle, 2 * zoom)  # photo -> 2x render around the centre
@@ -53,6 +56,21 @@ def camera_frames(photo: np.ndarray, width: int, height: int, frames: int) -> li
         fine = cv2.warpAffine(photo, m, (2 * width, 2 * height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
         out.append(cv2.resize(fine, (width, height), interpolation=cv2.INTER_AREA))
     return out
+
+
+def camera_travel(width: int, height: int, frames: int) -> tuple[float, float]:
+    """Photo pixels (x, y) the view of `camera_frames` reaches beyond its centred width x height
+    window on each side: the pan (0.65 px per frame across, 0.2 px per frame up and down) and the
+    corners a 1-degree turn swings out (the zoom only narrows the view)."""
+    turn = math.sin(math.radians(1.0))
+    return 0.65 * frames + turn * height / 2, 0.2 * frames + turn * width / 2
+
+
+def bicubic_lr(hr: list[np.ndarray], scale: int) -> list[np.ndarray]:
+    """uint8 HR frames (H, W, 3) -> the antialiased bicubic x1/scale LR frames, rounded to uint8
+    (`ops.resize.bicubic_downsample`, the training LR of a `bicubic` model)."""
+    lr = bicubic_downsample(torch.from_numpy(np.stack(hr)).permute(0, 3, 1, 2).float() / 255, scale)
+    return list((lr * 255).round().byte().permute(0, 2, 3, 1).numpy())
 
 
 def write_lossless(path: Path, frames: list[np.ndarray], fps: int = 24, audio: bool = False) -> None:
@@ -87,7 +105,5 @@ def make_sample_clip(out_dir: Path, photo: str = "hubble_deep_field", frames: in
     out_dir.mkdir(parents=True, exist_ok=True)
     hr = camera_frames(load_photo(photo), width, height, frames)
     write_frame_folder(hr, gt)
-    lr = bicubic_downsample(torch.from_numpy(np.stack(hr)).permute(0, 3, 1, 2).float() / 255, scale)
-    lr = (lr * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    write_lossless(lr_file, list(lr), audio=audio)
+    write_lossless(lr_file, bicubic_lr(hr, scale), audio=audio)
     return gt, lr_file

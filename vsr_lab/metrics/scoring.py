@@ -28,7 +28,7 @@ METRIC_KEYS = ("psnr", "ssim", "ewarp", "tof", "flicker")
 def score_clip(pred: torch.Tensor, gt: torch.Tensor | None, ewarp_flow: ClipFlow | None,
                lpips: torch.nn.Module | None = None, crop_border: int = 0,
                y_channel: bool = False, perceptual: Sequence[PerceptualMetric] = (),
-               with_tof_tecogan: bool = False) -> dict[str, float]:
+               with_tof_tecogan: bool = False, with_psnr_y: bool = False) -> dict[str, float]:
     """Metrics of one clip: `pred` and `gt` are (T, 3, H, W) in [0, 1] (any device).
 
     - "psnr", "ssim": mean over frames (RGB, or BT.601 Y with `y_channel`), after dropping
@@ -36,6 +36,8 @@ def score_clip(pred: torch.Tensor, gt: torch.Tensor | None, ewarp_flow: ClipFlow
     - "ewarp": E*warp of `pred` under `ewarp_flow` (nan when None or T < 2).
     - "tof": Farneback on pred and gt pairs; "flicker": no flow; "tlp": with an LPIPS network.
     - "tof_tecogan" with `with_tof_tecogan` (`evaluate` asks for it): tOF by TecoGAN's procedure.
+    - "psnr_y" with `with_psnr_y`: PSNR on BT.601 Y beside RGB "psnr" (the real-video bench
+      reports both; same crop).
     - one key per `perceptual` metric (its name): per frame on the metric's device, mean over frames.
     Temporal metrics are nan for a single-frame clip. With `gt=None` the keys are "ewarp",
     "flicker_nr" (`temporal.flicker_no_reference`) and the no-reference perceptual metrics.
@@ -58,6 +60,8 @@ def score_clip(pred: torch.Tensor, gt: torch.Tensor | None, ewarp_flow: ClipFlow
         "tof": tof(pred, gt),
         "flicker": flicker(pred, gt),
     }
+    if with_psnr_y:
+        scores["psnr_y"] = psnr_per_frame(pred, gt, crop_border, y_channel=True).mean().item()
     if with_tof_tecogan:
         scores["tof_tecogan"] = tof_tecogan(pred, gt)
     if lpips is not None:

@@ -327,8 +327,9 @@ def stopped_fit(exc: BaseException, run: RunInfo, batches_done: int, max_batches
                    f"of {max_batches}{kept}", 128 + (signal.SIGTERM if term else signal.SIGINT))
 
 
-def _evaluation_logger(cfg: DictConfig, stage: str, ckpt: str | None, meta: dict | None):
-    """(MLflow logger of an evaluation run nested under the checkpoint's fit, or None; what to say)."""
+def open_evaluation_run(cfg: DictConfig, stage: str, ckpt: str | None, meta: dict | None) -> tuple[str | None, str]:
+    """(id of a new run for `stage`'s scores nested under the checkpoint's fit, or None; what to
+    say about where the scores went): validate, test and realbench log there."""
     if ckpt is None:
         return None, "not logged to MLflow: without --ckpt this scores the untrained model"
     if not cfg.tracking.enabled:
@@ -344,8 +345,13 @@ def _evaluation_logger(cfg: DictConfig, stage: str, ckpt: str | None, meta: dict
     if child is None:
         return None, (f"not logged to MLflow: the checkpoint's run {fit_run} is not in "
                       f"{cfg.tracking.tracking_uri} (or was deleted)")
-    logger = make_logger(cfg, meta["run_name"], child)
-    return logger, f"MLflow: run {child}, nested under the fit's run {fit_run}"
+    return child, f"MLflow: run {child}, nested under the fit's run {fit_run}"
+
+
+def _evaluation_logger(cfg: DictConfig, stage: str, ckpt: str | None, meta: dict | None):
+    """(MLflow logger of an evaluation run nested under the checkpoint's fit, or None; what to say)."""
+    child, where = open_evaluation_run(cfg, stage, ckpt, meta)
+    return (make_logger(cfg, meta["run_name"], child) if child else None), where
 
 
 def evaluate(cfg: DictConfig, stage: str, ckpt: str | None, config_path: str | None = None) -> dict[str, float]:
