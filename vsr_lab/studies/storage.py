@@ -3,6 +3,12 @@
 sqlite for one machine, PostgreSQL for many. Heartbeats let a worker see that another one died:
 a trial whose heartbeat is `grace_period` seconds old is failed, and Optuna's retry callback
 enqueues a copy of it (same parameters and user attributes) for a live worker to run.
+
+On sqlite, claiming a waiting trial is made atomic here: Optuna's claim reads the trial's state
+and sets it RUNNING with SELECT ... FOR UPDATE, which PostgreSQL honours and sqlite ignores, so
+two processes could both claim one enqueued trial (optuna/optuna#4002; measured: 65 claims of 60
+cells by 3 processes). Every sqlite transaction therefore begins IMMEDIATE (SQLAlchemy's recipe
+for serializable sqlite): it takes the database's write lock before it reads.
 """
 
 from __future__ import annotations
@@ -35,11 +41,31 @@ def open_storage(url: str, heartbeat_interval: int, grace_period: int) -> RDBSto
     try:
         with sqlite_init_lock(url), warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat: stable in use
-            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                              grace_period=grace_period,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+            storage = RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                                 grace_period=grace_period,
+                                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+            if url.startswith("sqlite"):
+                serialize_sqlite(storage.engine)
+            return storage
     except Exception as exc:  # driver missing, bad URL, unreachable server, unwritable file
         detail = str(exc).splitlines()[0] if str(exc) else "no detail"
         if password:
             detail = detail.replace(str(password), "***")
         raise UserError(f"--storage: cannot open {shown!r} ({exc.__class__.__name__}: {detail})") from None
+
+
+def serialize_sqlite(engine) -> None:
+    """Every transaction on this sqlite engine begins IMMEDIATE, so a read-then-write (claiming a
+    waiting trial) cannot interleave with another process's; the pool is emptied so that every
+    connection from now on is made with these hooks."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _driver_leaves_transactions_to_sqlalchemy(dbapi_connection, record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()
