@@ -8,18 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.common import TINY_OVERRIDES
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-
-# Overrides that shrink any experiment to a few seconds of CPU work.
-TINY_OVERRIDES = [
-    "data.hr_size=32", "data.num_frames=3", "data.batch_size=2",
-    "data.val_clips=1", "data.val_frames=3", "data.val_hr_size=32",
-    "trainer.max_batches=2", "trainer.val_every=2", "trainer.progress_bar=false",
-    "model.backbone.block_out_channels=[16,32]", "model.backbone.encoder_channels=16",
-    "model.backbone.decoder_channels=16", "tracking.log_images=1",
-]
 
 
 @pytest.fixture
@@ -30,3 +21,13 @@ def tiny_overrides(tmp_path: Path) -> list[str]:
         f"tracking.artifact_location={tmp_path / 'mlartifacts'}",
         f"output_dir={tmp_path / 'runs'}",
     ]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module (use with pytest.mark.usefixtures): the tiny model's tensors
+    are too small to gain from threads, and one avoids oversubscription."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

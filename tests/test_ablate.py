@@ -28,9 +28,9 @@ from vsr_lab.errors import UserError
 from vsr_lab.studies.storage import open_storage
 from vsr_lab.tracking.runs import PARENT_KIND_TAG
 
-from conftest import REPO
-from servers import free_port
-from sweep_helpers import client_for, frozen_mid_cell, start_cli, store_overrides, wait_for
+from helpers.common import REPO
+from helpers.servers import free_port
+from helpers.sweep import client_for, frozen_mid_cell, start_cli, store_overrides, wait_for
 
 METRICS = ["val/psnr", "val/ssim", "val/ewarp", "val/tof", "val/flicker"]
 NO_GAN = str(REPO / "ablations" / "no_gan.yaml")

@@ -8,9 +8,11 @@ so the test fails the moment a forbidden import is written, whether or not it ru
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
+from helpers.common import REPO
 
 PACKAGE = Path(__file__).resolve().parents[1] / "vsr_lab"
 
@@ -147,3 +149,15 @@ def test_one_commands_floor():
     elsewhere = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                  if "add_parser(" in p.read_text() and p.parent != commands and p.name != "cli.py"]
     assert not elsewhere, elsewhere
+
+
+def test_tests_hold_tests_and_helpers_hold_the_rest():
+    """tests/ holds test modules and conftest.py (the only place fixtures live); every other module
+    is in the tests/helpers package, and nothing imports conftest."""
+    tests = REPO / "tests"
+    assert sorted(p.name for p in tests.glob("*.py") if not p.name.startswith("test_")) == ["conftest.py"]
+    assert (tests / "helpers" / "__init__.py").is_file()
+    modules = [*tests.glob("*.py"), *(tests / "helpers").glob("*.py")]
+    assert not [p.name for p in modules if re.search(r"^\s*(from conftest import|import conftest)", p.read_text(), re.M)]
+    fixtures = [p.name for p in modules if p.name != "conftest.py" and re.search(r"^def one_thread", p.read_text(), re.M)]
+    assert not fixtures  # one `one_thread`, in conftest.py

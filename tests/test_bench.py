@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from sd21_narrow import ALL_STAGES, NARROW, narrow_cfg
+from helpers.sd21_narrow import ALL_STAGES, NARROW, narrow_cfg
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -15,7 +15,7 @@ from vsr_lab.cli import main
 from vsr_lab.models.build import build_unpruned_generator
 from vsr_lab.models.pruning import frame_flops
 
-from conftest import REPO
+from helpers.common import REPO
 
 
 def test_meta_flop_count_equals_a_real_forward_attention_included():

@@ -14,7 +14,7 @@ from vsr_lab.training import checkpoints
 from vsr_lab.training.checkpoints import CHECKPOINT_FORMAT, CKPT_KEY
 from vsr_lab.training.runner import read_checkpoint_meta
 
-from conftest import REPO
+from helpers.common import REPO
 
 FIXTURES = REPO / "tests" / "fixtures"
 FIXTURE = FIXTURES / "tiny_format1.ckpt"

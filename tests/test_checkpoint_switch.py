@@ -10,8 +10,8 @@ from vsr_lab.config import load_config
 from vsr_lab.errors import UserError
 from vsr_lab.training.runner import fit
 
-from conftest import REPO
-from sweep_helpers import store_overrides
+from helpers.common import REPO
+from helpers.sweep import store_overrides
 
 CONFIG = str(REPO / "ablations" / "no_gan.yaml")
 

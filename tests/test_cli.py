@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from helpers.common import REPO
 
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ from vsr_lab.cli import main
 from vsr_lab.reporting import comparison
 from vsr_lab.tracking.runs import load_runs, study_trials
 
-from sweep_helpers import fake_store
+from helpers.sweep import fake_store
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from vsr_lab.config import flatten, load_config, to_yaml
 from vsr_lab.errors import UserError
 
-from conftest import REPO
+from helpers.common import REPO
 
 
 def write(path: Path, text: str) -> Path:

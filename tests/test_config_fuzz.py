@@ -28,7 +28,7 @@ from vsr_lab.config.constraints import is_number
 from vsr_lab.config.loading import allowed_choices, schema_fields
 from vsr_lab.errors import UserError
 
-from conftest import REPO
+from helpers.common import REPO
 
 FULL = str(REPO / "ablations" / "full.yaml")
 NO_GAN = str(REPO / "ablations" / "no_gan.yaml")

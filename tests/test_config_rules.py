@@ -18,7 +18,7 @@ from vsr_lab.config.loading import rule_fields, schema_fields
 from vsr_lab.config.rules import CROSS_RULES
 from vsr_lab.errors import UserError
 
-from conftest import REPO
+from helpers.common import REPO
 
 FULL = str(REPO / "ablations" / "full.yaml")
 _NUMBERS = (int, float)

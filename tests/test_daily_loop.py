@@ -20,7 +20,7 @@ from vsr_lab.cli import main
 from vsr_lab.console import plural, quiet
 from vsr_lab.tracking.checkpoints import log_checkpoints
 
-from conftest import REPO
+from helpers.common import REPO
 
 NOISE = ("Tip:", "litlogger", "GPU available", "TPU available", "deprecated", "LeafSpec", "max_epochs",
          "Creating initial MLflow", "Experiment with name", "log_every_n_steps", "Epoch", "Be aware")

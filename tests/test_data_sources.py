@@ -18,7 +18,7 @@ from vsr_lab.media.frame_writer import write_frame_folder
 from vsr_lab.errors import UserError
 from vsr_lab.ops.flow import flow_warp
 
-from conftest import REPO
+from helpers.common import REPO
 
 
 def cfg_with(*overrides: str):

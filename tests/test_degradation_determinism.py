@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO
+from helpers.common import REPO
 
 REPEATS = 20
 SEEDS = (0, 1, 2)

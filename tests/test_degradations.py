@@ -26,7 +26,7 @@ from vsr_lab.data.degradations.video_codec import compress_clip
 from vsr_lab.data.synthetic import SyntheticClipDataset
 from vsr_lab.errors import UserError
 
-from conftest import REPO
+from helpers.common import REPO
 
 T = 4
 

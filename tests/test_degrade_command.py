@@ -14,7 +14,7 @@ from vsr_lab.data.synthetic import SyntheticClipDataset
 from vsr_lab.media.clip_reader import read_clip
 from vsr_lab.media.frame_writer import write_frame_folder
 
-from conftest import REPO
+from helpers.common import REPO
 
 REALWORLD = str(REPO / "experiments" / "instavsr_tiny_realworld.yaml")
 

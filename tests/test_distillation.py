@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from distill_helpers import BASE, FAST, tiny_cfg, write_teacher
+from helpers.distill import BASE, FAST, tiny_cfg, write_teacher
 from omegaconf import OmegaConf
 
 from vsr_lab import cli
@@ -182,7 +182,7 @@ def test_teacher_from_a_config_file(tmp_path):
 
 
 def test_sd_shaped_teacher_holds_all_six_stages(tmp_path):
-    from sd21_narrow import ALL_STAGES, narrow_cfg
+    from helpers.sd21_narrow import ALL_STAGES, narrow_cfg
 
     from vsr_lab.training.teacher import load_teacher, student_from_teacher
 

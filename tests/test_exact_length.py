@@ -14,7 +14,7 @@ from vsr_lab.data.sampling import DrawSampler, TrainingDraws, split_index
 from vsr_lab.media.frame_writer import write_frame_folder
 from vsr_lab.training.runner import fit
 
-from conftest import REPO
+from helpers.common import REPO
 
 
 def test_sampler_draws_every_clip_equally_often_and_each_draw_once():

@@ -18,7 +18,7 @@ from vsr_lab.config.loading import load_config
 from vsr_lab.evaluation.headroom import measure
 from vsr_lab.ops.linear_sr import NormalEquations, apply_filter, neighbourhoods, subpixel_blocks
 
-from conftest import REPO
+from helpers.common import REPO
 
 TINY = str(REPO / "experiments" / "instavsr_tiny.yaml")
 SMALL = ["data.val_clips=2", "data.val_frames=3", "data.val_hr_size=48", "data.hr_size=32", "data.num_frames=3"]

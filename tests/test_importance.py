@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from distill_helpers import tiny_cfg
+from helpers.distill import tiny_cfg
 
 from vsr_lab.config.loading import load_config
 from vsr_lab.config.schema import PruningConfig

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import termios
 
-from conftest import REPO, TINY_OVERRIDES
+from helpers.common import REPO, TINY_OVERRIDES
 
 CONFIG = str(REPO / "ablations" / "no_pixel_gan.yaml")
 SHOWN = [o for o in TINY_OVERRIDES if not o.startswith("trainer.progress_bar")] + [

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from sd21_narrow import NARROW, narrow_cfg
+from helpers.sd21_narrow import NARROW, narrow_cfg
 
-from conftest import TINY_OVERRIDES
+from helpers.common import TINY_OVERRIDES
 from vsr_lab.cli import main
 from vsr_lab.config import load_config
 from vsr_lab.errors import UserError

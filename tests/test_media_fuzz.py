@@ -1,4 +1,4 @@
-"""Corrupt media through every reader path (tests/media_fuzz.py): each mutated video or PNG ends
+"""Corrupt media through every reader path (tests/helpers/media_fuzz.py): each mutated video or PNG ends
 in a correct read or one UserError line naming the file, within the time limit, with no crash
 and no input file changed. Fixed seeds; the slow run tries many more mutations.
 
@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from media_fuzz import fuzz
+from helpers.media_fuzz import fuzz
 
 
 def _check(summary: dict) -> None:

@@ -11,9 +11,9 @@ import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
-from sd21_narrow import narrow_cfg
+from helpers.sd21_narrow import narrow_cfg
 
-from conftest import REPO
+from helpers.common import REPO
 from vsr_lab.benchmarks.training_step import format_train_table, measure_train_step
 from vsr_lab.cli import main
 from vsr_lab.config import load_config

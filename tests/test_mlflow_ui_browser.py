@@ -19,8 +19,8 @@ from vsr_lab.config import load_config
 from vsr_lab.tracking.mlflow_ui import VIEW_ID, runs_address
 from vsr_lab.training.runner import fit
 
-from conftest import REPO, TINY_OVERRIDES
-from servers import missing, start_mlflow_server
+from helpers.common import REPO, TINY_OVERRIDES
+from helpers.servers import missing, start_mlflow_server
 
 pytestmark = pytest.mark.browser
 

@@ -16,7 +16,7 @@ from vsr_lab.models.backbone.one_step import predict_x0, sd_alphas_cumprod
 from vsr_lab.models.discriminators import PatchDiscriminator
 from vsr_lab.models.build import build_generator
 
-from conftest import TINY_OVERRIDES
+from helpers.common import TINY_OVERRIDES
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])

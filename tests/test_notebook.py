@@ -5,8 +5,8 @@ from __future__ import annotations
 import nbformat
 from nbclient import NotebookClient
 
-from conftest import REPO
-from sweep_helpers import client_for, fake_store
+from helpers.common import REPO
+from helpers.sweep import client_for, fake_store
 
 
 def test_notebook_shows_table_bar_charts_and_pareto_front(tmp_path, monkeypatch):

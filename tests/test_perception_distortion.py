@@ -15,8 +15,8 @@ from vsr_lab.reporting import comparison
 from vsr_lab.cli import main
 from vsr_lab.tracking.runs import load_runs
 
-from conftest import REPO
-from sweep_helpers import client_for, store_overrides
+from helpers.common import REPO
+from helpers.sweep import client_for, store_overrides
 
 # config -> per seed (psnr, niqe_local, piqe); bicubic: psnr 25, niqe_local 12, piqe 70
 VALUES = {"full": [(30.0, 6.0, 40.0), (31.0, 7.0, 42.0)], "no_gan": [(31.5, 9.0, 55.0), (31.7, 9.4, 57.0)],

@@ -28,7 +28,7 @@ from vsr_lab.errors import UserError
 from vsr_lab.media.eet import EET_MAGIC, eet_jpegs, largest_eet_jpeg
 from vsr_lab.media.paths import find_images
 
-from conftest import REPO
+from helpers.common import REPO
 
 SMALL = CorpusSettings(crop_size=64, step=32, min_gradient=2.0, val_crops=2, val_share=0.25, bench_share=0.25,
                        bench_max_side=100)

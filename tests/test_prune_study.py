@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from distill_helpers import FAST, write_teacher
+from helpers.distill import FAST, write_teacher
 from mlflow import MlflowClient
 
 from vsr_lab import cli
@@ -17,7 +17,7 @@ from vsr_lab.models.build import build_generator
 from vsr_lab.models.pruning import frame_flops
 from vsr_lab.studies.prune_study import KEPT_AS_CUT, quality_figure, recovered, validation_interval
 
-from conftest import REPO
+from helpers.common import REPO
 
 CONFIGS = f"{REPO}/ablations/pruning/tiny_0_none.yaml,{REPO}/ablations/pruning/tiny_6_encoder_channels.yaml"
 
@@ -179,7 +179,7 @@ VALIDATION = ["data.val_clips=2", "data.val_frames=4", "data.val_hr_size=48"]
 
 @pytest.mark.slow
 def test_recovery_leaves_an_uncut_teacher_where_it_was(tmp_path, capsys):
-    from distill_helpers import BASE
+    from helpers.distill import BASE
 
     assert cli.main(["fit", "--config", str(BASE), *FAST, *TRAINED_TEACHER, *VALIDATION,
                      f"output_dir={tmp_path / 'runs'}", "tracking.run_name=teacher"]) == 0

@@ -8,7 +8,7 @@ import pytest
 import torch
 from diffusers.models.attention import BasicTransformerBlock, FeedForward
 from diffusers.models.resnet import ResnetBlock2D
-from sd21_narrow import ALL_STAGES, narrow_cfg
+from helpers.sd21_narrow import ALL_STAGES, narrow_cfg
 
 from vsr_lab.errors import UserError
 from vsr_lab.models.backbone.sd21 import TextConditionedUNet

@@ -34,7 +34,7 @@ from vsr_lab.config.schema import TrackingConfig, VSRConfig
 from vsr_lab.errors import UserError
 from vsr_lab.studies.search_space import parse_search_space
 
-from conftest import REPO
+from helpers.common import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted((REPO / "docs/results").glob("*.md"))]
 README = (REPO / "README.md").read_text()

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from PIL import Image
-from upscale_helpers import make_video, pan_frames
+from helpers.upscale import make_video, pan_frames
 
-from conftest import REPO, TINY_OVERRIDES
+from helpers.common import REPO, TINY_OVERRIDES
 from vsr_lab.benchmarks.realbench.clips import place_clips, plan_clips, render_clip
 from vsr_lab.benchmarks.realbench.conditions import BLUR_SIGMA, NOISE_SIGMA
 from vsr_lab.cli import main

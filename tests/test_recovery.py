@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from distill_helpers import BASE, FAST, tiny_cfg, write_teacher
+from helpers.distill import BASE, FAST, tiny_cfg, write_teacher
 from omegaconf import OmegaConf
 
 from vsr_lab import cli

@@ -13,7 +13,7 @@ import pytest
 from vsr_lab import registry
 from vsr_lab.registry import Registry
 
-from conftest import REPO
+from helpers.common import REPO
 
 REGISTRIES = {name: value for name, value in vars(registry).items() if isinstance(value, Registry)}
 HEAVY = ("lightning", "diffusers", "optuna", "mlflow", "pyiqa")

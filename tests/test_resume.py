@@ -23,7 +23,7 @@ from vsr_lab.data.sampling import DrawSampler
 from vsr_lab.tracking.runs import RESUME_TAG
 from vsr_lab.training.runner import fit, read_checkpoint_meta
 
-from conftest import REPO, TINY_OVERRIDES
+from helpers.common import REPO, TINY_OVERRIDES
 
 CONFIG = str(REPO / "ablations" / "no_gan.yaml")
 HELPER = str(REPO / "tests" / "helpers" / "fit_and_signal.py")

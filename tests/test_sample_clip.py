@@ -8,7 +8,7 @@ import numpy as np
 
 from vsr_lab.cli import main
 
-from conftest import REPO, TINY_OVERRIDES
+from helpers.common import REPO, TINY_OVERRIDES
 
 
 def _packets(path, kind: str) -> list[bytes]:

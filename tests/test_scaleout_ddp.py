@@ -17,7 +17,7 @@ import torch
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
-from conftest import REPO, TINY_OVERRIDES
+from helpers.common import REPO, TINY_OVERRIDES
 from vsr_lab.config import load_config
 from vsr_lab.training.runner import evaluate
 
@@ -41,7 +41,7 @@ def ddp_fit(root, record, *extra: str, torchrun: bool = False) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={WORLD}"] \
         if torchrun else [sys.executable]
-    proc = subprocess.run([*launcher, str(REPO / "tests" / "ddp_fit.py"), str(record), *ckpt, *overrides, *rest],
+    proc = subprocess.run([*launcher, str(REPO / "tests" / "helpers" / "ddp_fit.py"), str(record), *ckpt, *overrides, *rest],
                           cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
 

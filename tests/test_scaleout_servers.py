@@ -22,9 +22,9 @@ from mlflow import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import TrialState
 
-from conftest import REPO
-from servers import free_port, start_mlflow_server, start_postgres
-from sweep_helpers import frozen_mid_cell, start_cli, store_overrides, wait_for
+from helpers.common import REPO
+from helpers.servers import free_port, start_mlflow_server, start_postgres
+from helpers.sweep import frozen_mid_cell, start_cli, store_overrides, wait_for
 from vsr_lab.ablation.queue import CELL_ATTR, OUTCOME_ATTR, WORKER_ATTR
 from vsr_lab.cli import main
 from vsr_lab.tracking.runs import PARENT_KIND_TAG

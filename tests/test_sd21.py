@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from sd21_narrow import narrow_cfg
+from helpers.sd21_narrow import narrow_cfg
 
 from vsr_lab.config import load_config
 from vsr_lab.errors import UserError
@@ -144,8 +144,8 @@ def _train_and_reload(cfg, config_name):
 
 
 def test_narrow_sd21_with_every_stage_trains_through_the_lightning_module(tiny_overrides):
-    from conftest import REPO
-    from sd21_narrow import NARROW
+    from helpers.common import REPO
+    from helpers.sd21_narrow import NARROW
 
     cfg = load_config(REPO / "experiments" / "instavsr_sd21.yaml",
                       tiny_overrides + NARROW + ["data.hr_size=64", "data.val_hr_size=64"])
@@ -157,7 +157,7 @@ def test_narrow_sd21_with_every_stage_trains_through_the_lightning_module(tiny_o
 @pytest.mark.slow
 def test_paper_scale_sd21_trains_a_few_steps_on_cpu(tiny_overrides):
     """The full-size SD 2.1 generator (every stage) through the same LightningModule as tiny."""
-    from conftest import REPO
+    from helpers.common import REPO
 
     cfg = load_config(REPO / "experiments" / "instavsr_sd21.yaml",
                       tiny_overrides + ["data.hr_size=64", "data.val_hr_size=64", "data.batch_size=1",

@@ -8,7 +8,7 @@ import pytest
 from vsr_lab.config import load_config
 from vsr_lab.training.runner import fit
 
-from conftest import REPO
+from helpers.common import REPO
 
 pytestmark = pytest.mark.slow
 

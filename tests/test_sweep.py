@@ -18,8 +18,8 @@ from vsr_lab.tracking.runs import PARENT_KIND_TAG
 from vsr_lab.studies.study import BatchPruning
 from vsr_lab.training.runner import fit
 
-from conftest import REPO
-from sweep_helpers import client_for, start_cli, store_overrides, wait_for
+from helpers.common import REPO
+from helpers.sweep import client_for, start_cli, store_overrides, wait_for
 
 SWEEP = str(REPO / "experiments" / "sweep_tiny.yaml")
 # Four batches with a validation after each two, so a trial has two intermediate values.

@@ -19,7 +19,7 @@ from vsr_lab.metrics.temporal import tlp
 from vsr_lab.models.build import build_generator
 from vsr_lab.training.runner import fit
 
-from conftest import REPO, TINY_OVERRIDES
+from helpers.common import REPO, TINY_OVERRIDES
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
-from distill_helpers import tiny_cfg
+from helpers.distill import tiny_cfg
 
 from vsr_lab.errors import UserError
 from vsr_lab.models.build import build_unpruned_generator
@@ -65,7 +65,7 @@ def test_chain_widths_keep_whole_groups_of_the_kept_weights(unpruned, stage, par
 
 
 def test_encoder_channels_on_sd21_needs_the_light_encoder_first():
-    from sd21_narrow import narrow_cfg
+    from helpers.sd21_narrow import narrow_cfg
 
     with pytest.raises(UserError, match="'encoder_channels' on sd21 slims the light encoder: list 'vae_encoder' before it"):
         build_stages(narrow_cfg(stages=["encoder_channels"]))

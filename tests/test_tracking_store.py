@@ -120,7 +120,7 @@ def test_the_fit_summary_says_where_the_ui_shows_the_runs():
 ])
 def test_a_tracking_uri_with_a_password_is_one_error_that_hides_it(tmp_path, capsys, tiny_overrides, uri, where):
     """The URI is saved with every run (params, config.yaml, run.json): credentials go elsewhere."""
-    from conftest import REPO
+    from helpers.common import REPO
     from vsr_lab.cli import main
 
     args = ["fit", "--config", str(REPO / "experiments" / "instavsr_tiny.yaml"), *tiny_overrides,

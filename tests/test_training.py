@@ -15,7 +15,7 @@ from vsr_lab.cli import main
 from vsr_lab.config import load_config
 from vsr_lab.training.runner import fit, read_checkpoint_meta
 
-from conftest import REPO
+from helpers.common import REPO
 
 CONFIGS = sorted(p.relative_to(REPO).as_posix() for p in
                  list((REPO / "ablations").glob("*.yaml")) + list((REPO / "experiments").glob("*.yaml")))

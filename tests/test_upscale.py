@@ -14,20 +14,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from upscale_helpers import (CONFIG, MODEL_OVERRIDES, audio_packets, decode_rgb, make_video, pan_frames, psnr)
+from helpers.upscale import (CONFIG, MODEL_OVERRIDES, audio_packets, decode_rgb, make_video, pan_frames, psnr)
 
 from vsr_lab.cli import main
 from vsr_lab.ops.resize import bicubic_upsample
 from vsr_lab.media.stream_reader import open_source
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model's tensors are too small to gain from threads; one avoids oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for the module
 
 
 def upscale(*args: str) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from omegaconf import OmegaConf
-from upscale_helpers import CONFIG, MODEL_OVERRIDES, make_video, pan_frames
+from helpers.upscale import CONFIG, MODEL_OVERRIDES, make_video, pan_frames
 
 from vsr_lab.cli import main
 from vsr_lab.config.loading import load_config
@@ -61,9 +61,9 @@ def test_a_model_trained_on_clean_bicubic_lr_only_gets_one_note(tmp_path, capfd)
 
 @pytest.mark.slow  # builds and saves the narrow sd21 model twice: about a minute on 2 shared cores
 def test_lora_checkpoint_is_completed_from_its_pretrained_folder(tmp_path):
-    from sd21_narrow import NARROW, narrow_cfg
+    from helpers.sd21_narrow import NARROW, narrow_cfg
 
-    from conftest import TINY_OVERRIDES
+    from helpers.common import TINY_OVERRIDES
     from vsr_lab.models.backbone.sd21 import PROMPT_EMBEDDING_FILE, build_sd21_modules, save_prompt_embedding
     from vsr_lab.training.lora_checkpoint import base_reference, strip_frozen
 

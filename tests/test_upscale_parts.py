@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from upscale_helpers import CONFIG, MODEL_OVERRIDES, make_video, pan_frames, psnr
+from helpers.upscale import CONFIG, MODEL_OVERRIDES, make_video, pan_frames, psnr
 
 from vsr_lab.ops.resize import bicubic_upsample
 from vsr_lab.inference.color_fix import adain_color_fix, wavelet_color_fix, wavelet_lowpass
@@ -20,12 +20,7 @@ from vsr_lab.inference.upscaler import Upscaler, UpscaleSettings
 from vsr_lab.models.flow.opencv import OpenCVFlow
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for the module
 
 
 @pytest.fixture(scope="module")

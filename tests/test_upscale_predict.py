@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from upscale_helpers import CONFIG, MODEL_OVERRIDES, decode_rgb, make_video, pan_frames, psnr, run_cli
+from helpers.upscale import CONFIG, MODEL_OVERRIDES, decode_rgb, make_video, pan_frames, psnr, run_cli
 
 
 @pytest.mark.slow  # two fresh processes: about 2 minutes on 2 shared CPU cores

@@ -1,6 +1,6 @@
 """`fit` as a script that records, per process, the clips it trained and scored (for test_scaleout_ddp).
 
-Run as `python tests/ddp_fit.py RECORD_DIR [--ckpt C] key=value ...`; with trainer.devices=2 and
+Run as `python tests/helpers/ddp_fit.py RECORD_DIR [--ckpt C] key=value ...`; with trainer.devices=2 and
 trainer.strategy=ddp, Lightning's launcher starts this same command again for rank 1, as it does
 for `python -m vsr_lab fit`.
 """

@@ -8,7 +8,7 @@ the limit) or a crash (a segfault in a decoder) is recorded as a failure of that
 worker restarts at the next one, instead of stopping the suite. Input files are hashed before
 and after: a reader must never change or remove them.
 
-Run by tests/test_media_fuzz.py; `python tests/media_fuzz.py worker CASES START` is the worker.
+Run by tests/test_media_fuzz.py; `python tests/helpers/media_fuzz.py worker CASES START` is the worker.
 """
 
 from __future__ import annotations
@@ -397,7 +397,7 @@ def fuzz(work: Path, seed: int, per_sample: int, isolated: bool = True) -> dict:
 if __name__ == "__main__":
     if sys.argv[1] == "worker":
         worker(sys.argv[2], int(sys.argv[3]))
-    else:  # python tests/media_fuzz.py WORKDIR SEED PER_SAMPLE: summary printed, in full in WORKDIR/summary.json
+    else:  # python tests/helpers/media_fuzz.py WORKDIR SEED PER_SAMPLE: summary printed, in full in WORKDIR/summary.json
         summary = fuzz(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
         (Path(sys.argv[1]) / "summary.json").write_text(json.dumps(summary, indent=1))
         print(json.dumps({k: v for k, v in summary.items() if k != "failures"} | {"failures": len(summary["failures"])}))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from conftest import REPO, TINY_OVERRIDES
+from helpers.common import REPO, TINY_OVERRIDES
 from omegaconf import OmegaConf
 
 from vsr_lab.config.loading import load_config

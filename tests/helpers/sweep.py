@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from conftest import REPO, TINY_OVERRIDES
+from helpers.common import REPO, TINY_OVERRIDES
 
 
 def store_overrides(root: Path, experiment: str) -> list[str]:
