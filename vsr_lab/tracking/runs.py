@@ -247,3 +247,11 @@ def settle_stopped_fit(client: MlflowClient, run_id: str, status_before: str | N
         status = "KILLED" if interrupted else "FAILED"
     client.set_terminated(run_id, status)
     return status
+
+
+def metric_histories(tracking_uri: str, run_ids, metric: str) -> dict[str, list[tuple[int, float]]]:
+    """Each run's logged values of `metric` as (batches trained, value), in order: validation logs
+    at step = batches - 1."""
+    client = tracking_client(tracking_uri)
+    return {r: [(m.step + 1, m.value) for m in sorted(client.get_metric_history(r, metric), key=lambda m: m.step)]
+            for r in run_ids}
