@@ -123,13 +123,15 @@ def test_choice_lists_come_from_the_registries():
 
 def test_realworld_ablations_change_only_their_stages():
     reference = flatten(load_config(REPO / "experiments" / "instavsr_tiny_realworld.yaml"))
-    assert reference["data.degradation.type"] == "light" and reference["model.flow.estimator"] == "dis"
+    assert reference["data.degradation.type"] == "video" and reference["model.flow.estimator"] == "dis"
     stages = "data.degradation.stages"
     expected = {
         "full.yaml": set(),
         "no_codec.yaml": {f"{stages}.codec.enabled"},
-        "no_second_order.yaml": {f"{stages}.{s}.enabled" for s in ("blur2", "resize2", "noise2", "jpeg2")},
-        "no_noise.yaml": {f"{stages}.noise1.enabled", f"{stages}.noise2.enabled"},
+        "no_noise.yaml": {f"{stages}.noise.enabled"},
+        "no_blur.yaml": {f"{stages}.blur.enabled"},
+        "codec_on_the_crop.yaml": {"data.degrade_size"},
+        "light_preset.yaml": {"data.degradation.type"},
         "bicubic_only.yaml": {"data.degradation.type"},
     }
     assert {p.name for p in (REPO / "ablations" / "realworld").glob("*.yaml")} == set(expected)

@@ -31,7 +31,7 @@ STAGES = {
     "video_codec_x264": {"kind": "video_codec", "codecs": ["libx264"], "codec_probs": [1.0], "crf": [18, 30]},
     "video_codec_mpeg4": {"kind": "video_codec", "codecs": ["mpeg4"], "codec_probs": [1.0], "qscale": [2, 15]},
 }
-PRESETS = ("bicubic", "light", "realbasicvsr")
+PRESETS = ("bicubic", "light", "realbasicvsr", "video")
 
 
 def case_overrides() -> dict[str, list[str]]:

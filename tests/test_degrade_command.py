@@ -16,7 +16,7 @@ from vsr_lab.media.frame_writer import write_frame_folder
 
 from helpers.common import REPO
 
-REALWORLD = str(REPO / "experiments" / "instavsr_tiny_realworld.yaml")
+REALWORLD = str(REPO / "experiments" / "instavsr_tiny_realworld_light.yaml")  # the light preset's stages
 
 
 @pytest.fixture(scope="module")
