@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TIME_LIMIT_S = 60.0          # per case; a healthy case takes well under a second
 WORKER_DECORD_TIMEOUT_S = 5  # so a hung decord call falls back to PyAV well inside the limit
 FRAMES = 6

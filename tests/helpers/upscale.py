@@ -12,7 +12,8 @@ import av
 import numpy as np
 from skimage import data as skdata
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.common import REPO
+
 CONFIG = str(REPO / "experiments" / "instavsr_tiny.yaml")
 # The tiny preset made smaller still: whole frames of a few dozen pixels run in ~0.1 s on a CPU.
 MODEL_OVERRIDES = ["model.backbone.block_out_channels=[16,32]", "model.backbone.encoder_channels=16",
