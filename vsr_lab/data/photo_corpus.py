@@ -45,7 +45,7 @@ from vsr_lab.media.paths import IMAGE_EXTENSIONS, find_images
 EDJ = ".edj"
 # thresholds the summary also counts kept crops at, so a user can see what another would keep
 GRADIENT_LADDER = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
-_PNG = {"format": "PNG", "compress_level": 1}  # as video_io writes frames: much faster than PIL's default level
+_PNG = {"format": "PNG", "compress_level": 1}  # as media.frame_writer writes frames: much faster than PIL's default level
 
 
 @dataclass
