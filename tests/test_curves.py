@@ -1,9 +1,9 @@
 """compare --curves: validation metrics against training batches, where each config peaks."""
 
 import numpy as np
+from helpers.sweep import client_for
 from PIL import Image
 
-from helpers.sweep import client_for
 from vsr_lab.cli import main
 
 # two seeds of one config: a curve that peaks at batch 20 and falls after it

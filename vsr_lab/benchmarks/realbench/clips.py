@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 
 from vsr_lab.data.builtin_photos import TEST_PHOTOS
-from vsr_lab.media.images import read_image
-from vsr_lab.media.paths import list_frame_files
 from vsr_lab.errors import UserError
 from vsr_lab.inference.sample_clip import camera_frames, camera_travel, load_photo
+from vsr_lab.media.images import read_image
+from vsr_lab.media.paths import list_frame_files
 
 PHOTO_SIDE_PER_CLIP = 2.0
 # Where the camera's path is centred, as fractions of the photo (clamped to the room there is):

@@ -20,9 +20,9 @@ import torch
 
 from vsr_lab.data.degradations.blur import filter_frame
 from vsr_lab.data.degradations.kernels import gaussian_family
+from vsr_lab.inference.sample_clip import bicubic_lr
 from vsr_lab.media.frame_writer import write_frame_folder
 from vsr_lab.media.video_writer import VideoWriter
-from vsr_lab.inference.sample_clip import bicubic_lr
 from vsr_lab.ops.color import to_uint8
 from vsr_lab.ops.resize import bicubic_downsample
 from vsr_lab.registry import REAL_CONDITIONS

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vsr_lab.media.clip_reader import clip_info, iter_frames, read_clip
 from vsr_lab.evaluation.files import BASELINES
 from vsr_lab.inference.sample_clip import write_lossless
+from vsr_lab.media.clip_reader import clip_info, iter_frames, read_clip
 from vsr_lab.ops.color import to_uint8
 
 # Debian package opencv-doc: a static camera over a square with walking people, MS-MPEG4, 768 x 576

@@ -28,15 +28,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vsr_lab.benchmarks.realbench.clips import photo_list, place_clips, plan_clips, render_clip
+from vsr_lab.benchmarks.realbench.clips import (
+    photo_list,
+    place_clips,
+    plan_clips,
+    render_clip,
+)
 from vsr_lab.benchmarks.realbench.conditions import FPS
 from vsr_lab.benchmarks.realbench.footage import LR_NAME, cut_footage, write_baselines
-from vsr_lab.media.clip_reader import clip_info
-from vsr_lab.media.frame_writer import write_frame_folder
 from vsr_lab.evaluation.files import DEFAULT_METRICS, evaluate_outputs
 from vsr_lab.inference.progress import UpscaleProgress
 from vsr_lab.inference.runner import UpscaleRequest, prepare
 from vsr_lab.inference.upscaler import AUTO_TILE, Upscaler
+from vsr_lab.media.clip_reader import clip_info
+from vsr_lab.media.frame_writer import write_frame_folder
 from vsr_lab.media.outputs import partial_path
 from vsr_lab.registry import REAL_CONDITIONS
 
