@@ -13,9 +13,9 @@ import torchvision
 from vsr_lab.config import load_config
 from vsr_lab.data.synthetic import SyntheticClipDataset
 from vsr_lab.errors import UserError
-from vsr_lab.losses.temporal import temporal_consistency_loss, warmup_factor
+from vsr_lab.losses.temporal import frame_change_loss, temporal_consistency_loss, warmup_factor
 from vsr_lab.metrics.lpips import load_lpips
-from vsr_lab.metrics.temporal import tlp
+from vsr_lab.metrics.temporal import flicker, tlp
 from vsr_lab.models.build import build_generator
 from vsr_lab.training.runner import fit
 
@@ -44,6 +44,44 @@ def test_temporal_loss_of_gt_with_exact_flow_and_relative_option(clip):
     flickery = gt + 0.05 * signs
     assert temporal_consistency_loss(flickery, gt, flow, valid, relative_to_gt=True).item() == pytest.approx(0.1, abs=1e-5)
     assert temporal_consistency_loss(flickery, gt, flow, valid).item() > plain + 0.09
+
+
+def test_frame_change_loss_is_the_flicker_metric_and_asks_for_the_gts_change(clip):
+    gt = _batch(clip)["gt"].double()
+    assert frame_change_loss(gt, gt).item() == 0.0
+    slow = (gt[:, :1] + 0.5 * (gt - gt[:, :1])).requires_grad_(True)  # half the video's change
+    loss = frame_change_loss(slow, gt)
+    pairs = [(gt[0, t] - gt[0, t - 1]).abs().mean().item() for t in range(1, 4)]
+    assert loss.item() == pytest.approx(0.5 * sum(pairs) / 3, rel=1e-9)  # |0.5 c - c|, averaged
+    smooth = torch.stack([gt[0, 0], *(0.5 * (gt[0, t] + gt[0, t - 1]) for t in range(1, 4))])[None]
+    assert frame_change_loss(smooth, gt).item() == pytest.approx(flicker(smooth[0], gt[0]) / 100, rel=1e-9)
+    loss.backward()  # a small step down the gradient makes the slow output change more: the loss falls
+    assert frame_change_loss((slow - 1e-3 * slow.grad.sign()).detach(), gt).item() < loss.item()
+
+
+def test_the_frame_change_term_trains_under_the_temporal_switch(tiny_overrides, monkeypatch):
+    from vsr_lab.data.datamodule import VSRDataModule
+    from vsr_lab.training.module import VSRModule
+
+    monkeypatch.setattr(VSRModule, "batches_done", property(lambda self: 0))  # no Trainer here
+
+    def losses(*overrides):
+        from omegaconf import OmegaConf
+
+        cfg = load_config(REPO / "ablations" / "full.yaml", [*tiny_overrides, *overrides])
+        torch.manual_seed(0)
+        module = VSRModule(OmegaConf.to_container(cfg, resolve=True))
+        batch = next(iter(VSRDataModule(cfg).train_dataloader()))
+        hr, latent = module.run_clip(batch)
+        return module._generator_losses(batch, hr, latent), hr, batch["gt"]
+
+    off, _, _ = losses()
+    assert "frame_change" not in off
+    on, hr, gt = losses("loss.temporal.change_weight=2.0")
+    assert float(on["frame_change"]) == pytest.approx(2.0 * float(frame_change_loss(hr, gt)), rel=1e-6)
+    assert "frame_change" not in losses("loss.temporal.change_weight=2.0", "loss.temporal.enabled=false")[0]
+    with pytest.raises(UserError, match="loss.temporal.change_weight"):
+        load_config(None, ["loss.temporal.change_weight=-1"])
 
 
 def test_warmup_factor_ramps_linearly():

@@ -290,7 +290,9 @@ class TemporalLossConfig:
     `flow`: `gt` (dataset flow and mask), `estimator` (model.flow.estimator on the GT frames,
     forward-backward occlusion test) or `auto` (the dataset's flow when it has one, else the
     estimator: training may use the GT, so this is no oracle at test time); `relative_to_gt`: penalise only the part of the change that
-    the GT frames do not have; `warmup_batches`: the weight ramps up linearly over these batches.
+    the GT frames do not have; `warmup_batches`: the weight ramps up linearly over these batches;
+    `change_weight`: the weight of a second term, |the output's mean frame-to-frame change minus the
+    GT's| (the `flicker` metric as a loss; 0: off), under the same switch and warm-up.
     """
 
     enabled: bool = True
@@ -298,6 +300,7 @@ class TemporalLossConfig:
     flow: str = one_of("auto", "auto", "gt", "estimator")
     relative_to_gt: bool = False
     warmup_batches: int = checked(0, NON_NEGATIVE)
+    change_weight: float = checked(0.0, NON_NEGATIVE)
 
 
 @dataclass

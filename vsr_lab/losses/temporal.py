@@ -30,6 +30,20 @@ def temporal_consistency_loss(hr: torch.Tensor, gt: torch.Tensor, flow: torch.Te
     return masked_l1(change, torch.zeros_like(change), valid)
 
 
+def frame_change_loss(hr: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Mean over clips and frame pairs of |mean|hr_t - hr_{t-1}| - mean|gt_t - gt_{t-1}||, means over
+    pixels and channels: the `flicker` metric (`metrics.temporal.flicker`) as a loss, over a clip
+    batch (B, T, 3, H, W).
+
+    The warped consistency loss above favours output that changes less from frame to frame than
+    the video does (a warp resamples what it moves); this term asks for the ground truth's amount
+    of change, in either direction, and needs no flow.
+    """
+    change_hr = (hr[:, 1:] - hr[:, :-1]).abs().mean(dim=(2, 3, 4))
+    change_gt = (gt[:, 1:] - gt[:, :-1]).abs().mean(dim=(2, 3, 4))
+    return (change_hr - change_gt).abs().mean()
+
+
 def warmup_factor(batches_done: int, warmup_batches: int) -> float:
     """Linear ramp of the temporal weight: (batches_done + 1) / warmup_batches, capped at 1."""
     if warmup_batches <= 0:

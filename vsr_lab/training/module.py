@@ -29,7 +29,7 @@ from vsr_lab.losses.distillation import FeatureDistiller, output_distillation
 from vsr_lab.losses.adversarial import discriminator_loss, generator_adv_loss, r1_penalty
 from vsr_lab.losses.perceptual import build_perceptual_loss
 from vsr_lab.losses.reconstruction import reconstruction_loss
-from vsr_lab.losses.temporal import temporal_consistency_loss, warmup_factor
+from vsr_lab.losses.temporal import frame_change_loss, temporal_consistency_loss, warmup_factor
 from vsr_lab.metrics.lpips import load_lpips
 from vsr_lab.metrics.perceptual.metric import PerceptualMetric, build_metrics
 from vsr_lab.metrics.scoring import METRIC_KEYS, score_clip
@@ -156,6 +156,10 @@ class VSRModule(L.LightningModule):
         term = self.cfg.loss.temporal
         return bool(term.enabled and term.weight > 0)
 
+    def _frame_change_enabled(self) -> bool:
+        term = self.cfg.loss.temporal
+        return bool(term.enabled and term.change_weight > 0)
+
     @property
     def optimizer_names(self) -> list[str]:
         return ["generator"] + [f"critic_{s}" for s in self.critics]
@@ -245,6 +249,9 @@ class VSRModule(L.LightningModule):
             flow, valid = source.temporal_flows(batch)
             weight = cfg.temporal.weight * warmup_factor(self.batches_done, cfg.temporal.warmup_batches)
             losses["temporal"] = weight * temporal_consistency_loss(hr, gt, flow, valid, cfg.temporal.relative_to_gt)
+        if self._frame_change_enabled() and hr.shape[1] > 1:
+            weight = cfg.temporal.change_weight * warmup_factor(self.batches_done, cfg.temporal.warmup_batches)
+            losses["frame_change"] = weight * frame_change_loss(hr, gt)
         fakes = {"latent": latent.flatten(0, 1), "pixel": hr.flatten(0, 1)}
         for space, critic in self.critics.items():
             if self.batches_done >= self.cfg.discriminator[space].start_batch:
