@@ -133,6 +133,7 @@ def test_realworld_ablations_change_only_their_stages():
         "codec_on_the_crop.yaml": {"data.degrade_size"},
         "light_preset.yaml": {"data.degradation.type"},
         "bicubic_only.yaml": {"data.degradation.type"},
+        "frame_change.yaml": {"loss.temporal.change_weight"},
     }
     assert {p.name for p in (REPO / "ablations" / "realworld").glob("*.yaml")} == set(expected)
     for name, keys in expected.items():
