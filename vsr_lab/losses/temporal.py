@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from vsr_lab.ops.flow import flow_warp
+from vsr_lab.ops.frame_change import frame_changes
 
 
 def masked_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -39,9 +40,7 @@ def frame_change_loss(hr: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     the video does (a warp resamples what it moves); this term asks for the ground truth's amount
     of change, in either direction, and needs no flow.
     """
-    change_hr = (hr[:, 1:] - hr[:, :-1]).abs().mean(dim=(2, 3, 4))
-    change_gt = (gt[:, 1:] - gt[:, :-1]).abs().mean(dim=(2, 3, 4))
-    return (change_hr - change_gt).abs().mean()
+    return (frame_changes(hr) - frame_changes(gt)).abs().mean()
 
 
 def warmup_factor(batches_done: int, warmup_batches: int) -> float:

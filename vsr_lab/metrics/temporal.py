@@ -20,6 +20,7 @@ from vsr_lab.metrics.image import check_clips
 from vsr_lab.ops.color import gray_u8
 from vsr_lab.ops.farneback import farneback
 from vsr_lab.ops.flow import fb_consistency_mask, flow_warp, in_view_mask
+from vsr_lab.ops.frame_change import frame_changes
 
 # TecoGAN's tOF (`metrics.py`) leaves out this many frames at each end of a clip.
 TECOGAN_EDGE_FRAMES = 2
@@ -128,9 +129,7 @@ def flicker(pred: torch.Tensor, gt: torch.Tensor) -> float:
     check_clips(pred, gt)
     if pred.shape[0] < 2:
         return math.nan
-    pred, gt = pred.detach().double(), gt.detach().double()
-    change_pred = (pred[1:] - pred[:-1]).abs().mean(dim=(1, 2, 3))
-    change_gt = (gt[1:] - gt[:-1]).abs().mean(dim=(1, 2, 3))
+    change_pred, change_gt = frame_changes(pred.detach().double()), frame_changes(gt.detach().double())
     return 100.0 * (change_pred - change_gt).abs().mean().item()
 
 
