@@ -1,27 +1,25 @@
-"""Mean frame-to-frame change (x100) of the GT, the model and bicubic, per clip, in a `realbench --out` folder."""
+"""Mean frame-to-frame change (x100) of the GT, the model and bicubic, per clip, in a `realbench --out` folder.
+
+Usage: python docs/results/frame_change.py BENCH_FOLDER CONDITION
+"""
+
 import sys
 from pathlib import Path
 
-import av
-import numpy as np
-import torch
-from PIL import Image
+from vsr_lab.media.clip_reader import read_clip
+from vsr_lab.ops.frame_change import frame_changes
+from vsr_lab.ops.resize import bicubic_upsample
 
 bench, condition = Path(sys.argv[1]), sys.argv[2]
 
 
-def video(path):
-    with av.open(str(path)) as box:
-        return np.stack([f.to_ndarray(format="rgb24") for f in box.decode(video=0)]) / 255.0
-
-
-def change(x):
-    return 100 * np.abs(x[1:] - x[:-1]).mean()
+def change(clip) -> float:
+    return 100 * frame_changes(clip.double()).mean().item()
 
 
 for clip in sorted((bench / "gt").iterdir()):
-    gt = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in sorted(clip.glob("*.png"))]) / 255.0
-    lr = torch.from_numpy(video(bench / condition / "lr" / f"{clip.name}.mp4")).permute(0, 3, 1, 2)
-    bicubic = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic").clamp(0, 1).permute(0, 2, 3, 1)
-    model = video(bench / condition / "model" / f"{clip.name}.mp4")
-    print(f"{clip.name}: GT {change(gt):.2f}, model {change(model):.2f}, bicubic {change(bicubic.numpy()):.2f}")
+    gt = read_clip(clip)
+    lr = read_clip(bench / condition / "lr" / f"{clip.name}.mp4")
+    model = read_clip(bench / condition / "model" / f"{clip.name}.mp4")
+    bicubic = bicubic_upsample(lr, gt.shape[-1] // lr.shape[-1]).clamp(0, 1)
+    print(f"{clip.name}: GT {change(gt):.2f}, model {change(model):.2f}, bicubic {change(bicubic):.2f}")
