@@ -24,12 +24,17 @@ from helpers.upscale import make_video, pan_frames
 
 from helpers.common import REPO, TINY_OVERRIDES
 from vsr_lab.benchmarks.realbench.clips import place_clips, plan_clips, render_clip
-from vsr_lab.benchmarks.realbench.conditions import BLUR_SIGMA, NOISE_SIGMA
+from vsr_lab.benchmarks.realbench.conditions import (
+    BLUR_SIGMA,
+    LOWLIGHT_EXPOSURE,
+    LOWLIGHT_NOISE_SIGMA,
+    NOISE_SIGMA,
+)
 from vsr_lab.cli import main
 from vsr_lab.errors import UserError
 from vsr_lab.registry import REAL_CONDITIONS
 
-CONDITIONS = ("clean_png", "clean_h264_crf12", "clean_h264_crf23", "aliased_h264", "degraded_h264")
+CONDITIONS = ("clean_png", "clean_h264_crf12", "clean_h264_crf23", "aliased_h264", "degraded_h264", "lowlight_h264")
 BENCH = ["--clips", "2", "--frames", "3", "--size", "64x48", "--footage-frames", "3", "--footage-crop", "24x16",
          "--no-progress"]
 
@@ -103,6 +108,21 @@ def test_each_condition_makes_the_lr_it_says(tmp_path):
     assert abs(noise.mean()) < 0.5 / 255 and 0.9 * NOISE_SIGMA / 255 < noise.std() < 1.1 * NOISE_SIGMA / 255
     assert np.array_equal(degraded, get("degraded_h264").downscale(hr, 4, 7))  # seeded per clip
     assert not np.array_equal(degraded, get("degraded_h264").downscale(hr, 4, 8))
+    # lowlight: the scene at a fifth of its light, by the sRGB formula written out here; then
+    # antialiased bicubic of that dim scene and noise of sigma 4/255
+    lowlight = get("lowlight_h264")
+    u = hr.astype(np.float64) / 255
+    light = np.where(u <= 0.04045, u / 12.92, ((u + 0.055) / 1.055) ** 2.4) * LOWLIGHT_EXPOSURE
+    dim = np.round(255 * np.where(light <= 0.0031308, 12.92 * light, 1.055 * light ** (1 / 2.4) - 0.055))
+    assert np.array_equal(lowlight.scene(hr), dim.astype(np.uint8))
+    assert lowlight.scene(hr).mean() < 0.55 * hr.mean()  # a fifth of the light is about half the sRGB code
+    ref = F.interpolate(torch.from_numpy(dim / 255).permute(0, 3, 1, 2), scale_factor=0.25, mode="bicubic",
+                        antialias=True, align_corners=False).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    noise = lowlight.downscale(lowlight.scene(hr), 4, 7) / 255 - ref
+    inside = (ref > 2 / 255).all(axis=-1)  # where rounding to 8 bits cannot clip the noise
+    assert abs(noise[inside].mean()) < 0.5 / 255
+    assert 0.9 * LOWLIGHT_NOISE_SIGMA / 255 < noise[inside].std() < 1.1 * LOWLIGHT_NOISE_SIGMA / 255
+    assert all(get(n).scene is None for n in CONDITIONS if n != "lowlight_h264")
     # what each writes: PNG frames, or an H.264 4:2:0 file at its CRF, near its LR frames
     quality = {}
     for name in CONDITIONS:
@@ -119,6 +139,7 @@ def test_each_condition_makes_the_lr_it_says(tmp_path):
         quality[name] = y_psnr(decode(path), lr)
     assert quality["clean_h264_crf12"] > quality["clean_h264_crf23"] > 30
     assert quality["aliased_h264"] > 35
+    assert quality["lowlight_h264"] > 25
 
 
 def test_clips_are_the_same_every_run_and_photos_repeat_elsewhere():
@@ -166,16 +187,21 @@ def test_model_row_is_the_upscale_output_scored_against_the_gt(bench, fit, tmp_p
     assert decode(model).shape == gt.shape == (3, 48, 64, 3)
     assert result["conditions"]["aliased_h264"]["outputs"]["model"]["clips"]["camera"]["psnr_y"] == \
         pytest.approx(y_psnr(decode(model), gt), abs=2e-3)
+    # a condition that changes the scene is scored against its own ground truth, the dim scene
+    dim = decode(out / "lowlight_h264" / "gt" / "camera")
+    assert np.array_equal(dim, REAL_CONDITIONS.get("lowlight_h264").scene(gt))
+    assert result["conditions"]["lowlight_h264"]["outputs"]["model"]["clips"]["camera"]["psnr_y"] == \
+        pytest.approx(y_psnr(decode(out / "lowlight_h264" / "model" / "camera.mp4"), dim), abs=2e-3)
     png = result["conditions"]["clean_png"]["outputs"]["model"]["clips"]["hubble_deep_field"]["psnr_y"]
     assert png == pytest.approx(y_psnr(decode(out / "clean_png" / "model" / "hubble_deep_field"),
                                        decode(out / "gt" / "hubble_deep_field")), abs=2e-3)
 
 
-@pytest.mark.parametrize("name", ["clean_h264_crf23", "degraded_h264"])
+@pytest.mark.parametrize("name", ["clean_h264_crf23", "degraded_h264", "lowlight_h264"])
 def test_bicubic_and_lanczos_rows_upscale_the_decoded_lr(bench, name):
     out, result, _, _ = bench
     lr = decode(out / name / "lr" / "hubble_deep_field.mp4")
-    gt = decode(out / "gt" / "hubble_deep_field")
+    gt = decode(out / (f"{name}/gt" if name == "lowlight_h264" else "gt") / "hubble_deep_field")
     rows = result["conditions"][name]["outputs"]
     assert rows["bicubic"]["clips"]["hubble_deep_field"]["psnr_y"] == pytest.approx(y_psnr(bicubic_x(lr, 4), gt),
                                                                                     abs=2e-3)
@@ -233,7 +259,8 @@ def test_nested_mlflow_run_holds_the_metrics_json_and_table(bench, fit):
 
 @pytest.mark.parametrize("args, error", [
     (["--conditions", "clean_png,blurry"], "--conditions: unknown condition 'blurry'; choose from clean_png, "
-                                           "clean_h264_crf12, clean_h264_crf23, aliased_h264, degraded_h264"),
+                                           "clean_h264_crf12, clean_h264_crf23, aliased_h264, degraded_h264, "
+                                           "lowlight_h264"),
     (["--photos", "EMPTY"], "--photos: no image files"),
     (["--size", "60x48"], "--size 60x48: both sides must be multiples of 8"),
 ])

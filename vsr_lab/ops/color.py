@@ -1,4 +1,5 @@
-"""Colour conversions: BT.601 luma for Y-channel scores, 8-bit grey for OpenCV flow."""
+"""Colour conversions: BT.601 luma for Y-channel scores, 8-bit grey for OpenCV flow, the sRGB
+transfer function for changes of exposure."""
 
 from __future__ import annotations
 
@@ -32,3 +33,15 @@ def gray_u8(frames: torch.Tensor) -> np.ndarray:
     and converted by OpenCV (BT.601 weights), as TecoGAN's tOF feeds Farneback."""
     rgb = to_uint8(frames).permute(0, 2, 3, 1).cpu().numpy()
     return np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in rgb])
+
+
+# The sRGB transfer function (IEC 61966-2-1); none of our libraries exposes it on tensors.
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    """sRGB-coded values in [0, 1] -> linear light."""
+    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    """Linear light in [0, 1] -> sRGB-coded values."""
+    x = x.clamp(0, 1)
+    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)

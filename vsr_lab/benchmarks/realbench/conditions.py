@@ -6,6 +6,8 @@ arrives: an H.264 file (libx264, yuv420p, a fixed CRF), whose chroma subsampling
 are part of the condition. `clean_png` is the one without a codec: the LR a `bicubic` model
 trained on. The downscalers are the resizers users meet: torch's antialiased bicubic, and
 OpenCV's INTER_CUBIC, which does not antialias when it shrinks (cv2.resize's default family).
+`lowlight_h264` changes the scene as well as the LR: a dim shot, whose ground truth is the dim frame
+without noise (a condition's `scene`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from vsr_lab.data.degradations.kernels import gaussian_family
 from vsr_lab.inference.sample_clip import bicubic_lr
 from vsr_lab.media.frame_writer import write_frame_folder
 from vsr_lab.media.video_writer import VideoWriter
-from vsr_lab.ops.color import to_uint8
+from vsr_lab.ops.color import linear_to_srgb, srgb_to_linear, to_uint8
 from vsr_lab.ops.resize import bicubic_downsample
 from vsr_lab.registry import REAL_CONDITIONS
 
@@ -33,16 +35,24 @@ FPS = 24
 BLUR_SIGMA = 1.0      # HR pixels
 BLUR_SIZE = 7         # kernel side, +-3 sigma
 NOISE_SIGMA = 3.0     # of 255, per pixel and channel, on the LR
+# lowlight_h264: the scene at a fifth of its light (-2.3 stops, in linear light), sensor noise that is
+# large against so little signal, and libx264's default quality
+LOWLIGHT_EXPOSURE = 0.2
+LOWLIGHT_NOISE_SIGMA = 4.0  # of 255, on the LR
+LOWLIGHT_CRF = 23
 
 
 @dataclass(frozen=True)
 class Condition:
     """An LR condition: `downscale(hr, scale, seed)` takes uint8 HR frames (T, H, W, 3) to the
-    uint8 LR frames before any codec; `crf` is the libx264 quality of the LR file (None: PNG)."""
+    uint8 LR frames before any codec; `crf` is the libx264 quality of the LR file (None: PNG).
+    `scene`, when set, is what the camera saw instead of the rendered clip (uint8 frames to uint8
+    frames): it is this condition's ground truth, and `downscale` receives it."""
 
     description: str
     downscale: Callable[[np.ndarray, int, int], np.ndarray]
     crf: int | None = None
+    scene: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
     def is_video(self) -> bool:
@@ -63,6 +73,12 @@ class Condition:
                 writer.write(frame)
 
 
+def dim(hr: np.ndarray) -> np.ndarray:
+    """The scene at LOWLIGHT_EXPOSURE of its light: scaled in linear light, coded back to sRGB."""
+    light = srgb_to_linear(torch.from_numpy(np.ascontiguousarray(hr)).double() / 255)
+    return (linear_to_srgb(light * LOWLIGHT_EXPOSURE) * 255).round().byte().numpy()
+
+
 def antialiased_bicubic(hr: np.ndarray, scale: int, seed: int) -> np.ndarray:
     return np.stack(bicubic_lr(list(hr), scale))
 
@@ -73,14 +89,24 @@ def opencv_cubic(hr: np.ndarray, scale: int, seed: int) -> np.ndarray:
     return np.stack([cv2.resize(f, (w // scale, h // scale), interpolation=cv2.INTER_CUBIC) for f in hr])
 
 
+def _with_noise(lr: torch.Tensor, sigma: float, seed: int) -> np.ndarray:
+    """Float LR frames (T, 3, h, w) plus Gaussian noise of `sigma` / 255, seeded, as uint8 (T, h, w, 3)."""
+    noise = torch.randn(lr.shape, generator=torch.Generator().manual_seed(seed)) * (sigma / 255)
+    return to_uint8(lr + noise).permute(0, 2, 3, 1).numpy()
+
+
 def blur_bicubic_noise(hr: np.ndarray, scale: int, seed: int) -> np.ndarray:
     """Gaussian blur (BLUR_SIGMA HR px), antialiased bicubic, Gaussian noise (NOISE_SIGMA / 255)."""
     kernel = gaussian_family("iso", BLUR_SIZE, BLUR_SIGMA, BLUR_SIGMA, 0.0)
     frames = torch.from_numpy(np.ascontiguousarray(hr)).permute(0, 3, 1, 2).float() / 255
     blurred = torch.stack([filter_frame(f, kernel) for f in frames])
-    lr = bicubic_downsample(blurred, scale)
-    noise = torch.randn(lr.shape, generator=torch.Generator().manual_seed(seed)) * (NOISE_SIGMA / 255)
-    return to_uint8(lr + noise).permute(0, 2, 3, 1).numpy()
+    return _with_noise(bicubic_downsample(blurred, scale), NOISE_SIGMA, seed)
+
+
+def bicubic_noise(hr: np.ndarray, scale: int, seed: int) -> np.ndarray:
+    """Antialiased bicubic, Gaussian noise (LOWLIGHT_NOISE_SIGMA / 255)."""
+    frames = torch.from_numpy(np.ascontiguousarray(hr)).permute(0, 3, 1, 2).float() / 255
+    return _with_noise(bicubic_downsample(frames, scale), LOWLIGHT_NOISE_SIGMA, seed)
 
 
 REAL_CONDITIONS.register("clean_png")(Condition(
@@ -94,3 +120,7 @@ REAL_CONDITIONS.register("aliased_h264")(Condition(
 REAL_CONDITIONS.register("degraded_h264")(Condition(
     f"Gaussian blur sigma {BLUR_SIGMA} HR px, antialiased bicubic, noise sigma {NOISE_SIGMA:g}/255, "
     "H.264 yuv420p CRF 28", blur_bicubic_noise, crf=28))
+REAL_CONDITIONS.register("lowlight_h264")(Condition(
+    f"a dim scene (x{LOWLIGHT_EXPOSURE:g} in linear light, the ground truth), antialiased bicubic, "
+    f"noise sigma {LOWLIGHT_NOISE_SIGMA:g}/255, H.264 yuv420p CRF {LOWLIGHT_CRF}", bicubic_noise,
+    crf=LOWLIGHT_CRF, scene=dim))

@@ -5,6 +5,7 @@ frames, and do the same without ground truth on real footage.
 Everything goes into one bench folder (`--out`, written as `OUT.partial` and renamed when whole,
 or a temporary folder):
     gt/<clip>/                      HR frames: the ground truth
+    <condition>/gt/<clip>/          the ground truth of a condition that changes the scene (lowlight)
     <condition>/lr/<clip>.mp4       the LR as delivered (clean_png: lr/<clip>/ PNG frames)
     <condition>/model/<clip>.mp4    the model's output (clean_png: model/<clip>/ PNG frames)
     footage/<name>/                 lr.mkv (the cut), model.mp4, bicubic.mkv, lanczos.mkv
@@ -161,8 +162,8 @@ def run_realbench(req: RealbenchRequest, say=print) -> dict:
         result: dict = {"conditions": {}}
         for name, condition in conditions.items():
             say(f"scoring {name}")
-            scores = evaluate_outputs([work / name / "model"], work / "gt", work / name / "lr", with_psnr_y=True,
-                                      metrics=DEFAULT_METRICS)
+            scores = evaluate_outputs([work / name / "model"], _gt_folder(work, name, condition),
+                                      work / name / "lr", with_psnr_y=True, metrics=DEFAULT_METRICS)
             result["metrics"] = scores["metrics"]
             result["conditions"][name] = {"description": condition.description, **condition_summary(scores),
                                           "outputs": scores["outputs"]}
@@ -195,10 +196,19 @@ def _write_clips(work: Path, placed, conditions: dict, req: RealbenchRequest, sc
         hr = render_clip(photo, centre, *req.size, req.frames)
         write_frame_folder(hr, work / "gt" / clip.name)
         for name, condition in conditions.items():
+            scene = hr
+            if condition.scene is not None:
+                scene = condition.scene(hr)
+                write_frame_folder(scene, _gt_folder(work, name, condition) / clip.name)
             lr = condition.lr_path(work / name / "lr", clip.name)
-            condition.write_lr(hr, scale, clip.seed, lr)
+            condition.write_lr(scene, scale, clip.seed, lr)
             jobs.append((lr, condition.lr_path(work / name / "model", clip.name), not condition.is_video))
     return jobs
+
+
+def _gt_folder(work: Path, name: str, condition) -> Path:
+    """Where the ground truth of condition `name` is: its own scene's, or the rendered clips'."""
+    return work / name / "gt" if condition.scene is not None else work / "gt"
 
 
 def _upscale_all(upscaler: Upscaler, jobs: list[tuple], work: Path, progress: bool) -> None:
