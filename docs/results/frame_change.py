@@ -17,7 +17,9 @@ def change(clip) -> float:
     return 100 * frame_changes(clip.double()).mean().item()
 
 
-for clip in sorted((bench / "gt").iterdir()):
+# lowlight_h264 keeps its own ground truth (the dim scene); the others share gt/
+truth = bench / condition / "gt" if (bench / condition / "gt").is_dir() else bench / "gt"
+for clip in sorted(truth.iterdir()):
     gt = read_clip(clip)
     lr = read_clip(bench / condition / "lr" / f"{clip.name}.mp4")
     model = read_clip(bench / condition / "model" / f"{clip.name}.mp4")
