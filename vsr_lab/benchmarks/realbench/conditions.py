@@ -89,6 +89,11 @@ def opencv_cubic(hr: np.ndarray, scale: int, seed: int) -> np.ndarray:
     return np.stack([cv2.resize(f, (w // scale, h // scale), interpolation=cv2.INTER_CUBIC) for f in hr])
 
 
+def _as_float(hr: np.ndarray) -> torch.Tensor:
+    """uint8 frames (T, H, W, 3) -> float (T, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(hr)).permute(0, 3, 1, 2).float() / 255
+
+
 def _with_noise(lr: torch.Tensor, sigma: float, seed: int) -> np.ndarray:
     """Float LR frames (T, 3, h, w) plus Gaussian noise of `sigma` / 255, seeded, as uint8 (T, h, w, 3)."""
     noise = torch.randn(lr.shape, generator=torch.Generator().manual_seed(seed)) * (sigma / 255)
@@ -98,15 +103,13 @@ def _with_noise(lr: torch.Tensor, sigma: float, seed: int) -> np.ndarray:
 def blur_bicubic_noise(hr: np.ndarray, scale: int, seed: int) -> np.ndarray:
     """Gaussian blur (BLUR_SIGMA HR px), antialiased bicubic, Gaussian noise (NOISE_SIGMA / 255)."""
     kernel = gaussian_family("iso", BLUR_SIZE, BLUR_SIGMA, BLUR_SIGMA, 0.0)
-    frames = torch.from_numpy(np.ascontiguousarray(hr)).permute(0, 3, 1, 2).float() / 255
-    blurred = torch.stack([filter_frame(f, kernel) for f in frames])
+    blurred = torch.stack([filter_frame(f, kernel) for f in _as_float(hr)])
     return _with_noise(bicubic_downsample(blurred, scale), NOISE_SIGMA, seed)
 
 
 def bicubic_noise(hr: np.ndarray, scale: int, seed: int) -> np.ndarray:
     """Antialiased bicubic, Gaussian noise (LOWLIGHT_NOISE_SIGMA / 255)."""
-    frames = torch.from_numpy(np.ascontiguousarray(hr)).permute(0, 3, 1, 2).float() / 255
-    return _with_noise(bicubic_downsample(frames, scale), LOWLIGHT_NOISE_SIGMA, seed)
+    return _with_noise(bicubic_downsample(_as_float(hr), scale), LOWLIGHT_NOISE_SIGMA, seed)
 
 
 REAL_CONDITIONS.register("clean_png")(Condition(
