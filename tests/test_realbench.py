@@ -83,8 +83,30 @@ def bench(fit, tmp_path_factory):
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         assert main(["realbench", "--ckpt", str(fit[0]), *BENCH, "--footage", str(footage), "--out", str(out),
-                     "--json", str(root / "copy.json")]) == 0
+                     "--json", str(root / "copy.json"), "--score-cache", str(root / "cache")]) == 0
     return out, json.loads((out / "realbench.json").read_text()), stdout.getvalue(), footage
+
+
+def test_a_second_bench_takes_bicubic_and_lanczos_from_the_score_cache(bench, fit, tmp_path):
+    """Same clips, same LR bytes: the baseline rows come from the cache, equal to the first bench's,
+    and only the model is scored; a different LR (another --size) scores afresh."""
+    out, first, stdout, _ = bench
+    assert first["score_cache"]["misses"] == len(CONDITIONS) * 2 * 2 and first["score_cache"]["hits"] == 0
+    cache = first["score_cache"]["dir"]
+    again = tmp_path / "again.json"
+    args = ["realbench", "--ckpt", str(fit[0]), *BENCH, "--no-footage", "--score-cache", cache]
+    assert main([*args, "--conditions", "aliased_h264,lowlight_h264", "--json", str(again)]) == 0
+    second = json.loads(again.read_text())
+    assert second["score_cache"] == {"dir": cache, "hits": 2 * 2 * 2, "misses": 0}
+    for name in ("aliased_h264", "lowlight_h264"):
+        assert second["conditions"][name]["outputs"] == first["conditions"][name]["outputs"]
+    assert f"0 of {len(CONDITIONS) * 4} clip scores from the score cache" in stdout
+    other = tmp_path / "other.json"
+    assert main([*args[:-2], "--size", "48x32", "--conditions", "clean_png", "--json", str(other),
+                 "--score-cache", cache]) == 0
+    assert json.loads(other.read_text())["score_cache"]["hits"] == 0
+    assert main([*args[:-2], "--conditions", "clean_png", "--json", str(other), "--no-score-cache"]) == 0
+    assert json.loads(other.read_text())["score_cache"] == {"dir": None, "hits": 0, "misses": 0}
 
 
 def test_each_condition_makes_the_lr_it_says(tmp_path):
@@ -263,10 +285,12 @@ def test_nested_mlflow_run_holds_the_metrics_json_and_table(bench, fit):
                                            "lowlight_h264"),
     (["--photos", "EMPTY"], "--photos: no image files"),
     (["--size", "60x48"], "--size 60x48: both sides must be multiples of 8"),
+    (["--score-cache", "FILE/cache"], "--score-cache: cannot make the folder "),
 ])
 def test_bad_input_is_one_line_before_any_work(fit, tmp_path, capsys, args, error):
     (tmp_path / "EMPTY").mkdir()
-    args = [str(tmp_path / a) if a == "EMPTY" else a for a in args]
+    (tmp_path / "FILE").write_text("a file, not a folder")
+    args = [str(tmp_path / a) if a in ("EMPTY", "FILE/cache") else a for a in args]
     assert main(["realbench", "--ckpt", str(fit[0]), *BENCH, "--no-footage", "--out", str(tmp_path / "out"),
                  *args]) == 2
     err = capsys.readouterr().err

@@ -43,6 +43,11 @@ def add_parser(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="keep the clips, LR videos, outputs, JSON and table here "
                                                 "(a new or empty folder)")
     p.add_argument("--json", help="also write the JSON of everything to this file")
+    p.add_argument("--score-cache", metavar="DIR", help="keep the bicubic and Lanczos scores here, keyed on the "
+                                                        "LR and GT clips' bytes, the settings and vsr_lab's code, "
+                                                        "so a bench of the next checkpoint scores only the model "
+                                                        "(default: ~/.cache/vsr_lab/realbench_scores)")
+    p.add_argument("--no-score-cache", action="store_true", help="score bicubic and Lanczos afresh, keep nothing")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="auto: bf16 on CUDA, fp32 on CPU")
@@ -91,6 +96,21 @@ def _check_out(out: str | None) -> None:
         raise UserError(f"--out {out}: {'is a file' if not path.is_dir() else 'is not empty'}; give a new folder")
 
 
+def _score_cache(args) -> str | None:
+    """The score cache folder, made now: one that cannot be is an error before the bench starts."""
+    if args.no_score_cache:
+        return None
+    from vsr_lab.data.pristine import default_cache_dir
+
+    path = Path(args.score_cache).expanduser() if args.score_cache else default_cache_dir() / "realbench_scores"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--score-cache: cannot make the folder {path} ({exc.strerror}); give another, "
+                        "or --no-score-cache") from None
+    return str(path)
+
+
 def run(args) -> int:
     if args.ckpt is None and args.config is None:
         raise UserError("realbench: give --ckpt, --config, or both")
@@ -105,6 +125,7 @@ def run(args) -> int:
     footage = _footage(args)
     _check_out(args.out)
     writable_file(args.json, "--json")
+    score_cache = _score_cache(args)
     from vsr_lab.config.loading import load_config, load_saved_config  # torch and the model load from here
     from vsr_lab.training.runner import read_checkpoint_meta
 
@@ -127,7 +148,8 @@ def run(args) -> int:
     req = RealbenchRequest(ckpt=args.ckpt, config=args.config, overrides=args.overrides, conditions=conditions,
                            photos=args.photos, clips=args.clips, frames=args.frames, size=size, footage=footage,
                            footage_frames=args.footage_frames, footage_crop=crop, out=args.out, device=args.device,
-                           precision=args.precision, progress=not args.no_progress)
+                           precision=args.precision, progress=not args.no_progress,
+                           score_cache=score_cache)
     result = run_realbench(req)
     result["model"] = {"ckpt": args.ckpt, "config": args.config, "overrides": list(args.overrides),
                        "run_name": meta and meta.get("run_name"), "batches_done": meta and meta.get("batches_done"),

@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 from vsr_lab.config.schema import MetricsConfig
 from vsr_lab.data.pristine import niqe_local_params
 from vsr_lab.errors import UserError
+from vsr_lab.evaluation.score_cache import ScoreCache
 from vsr_lab.media.clip_reader import clip_info, read_clip
 from vsr_lab.media.paths import clips_at
 from vsr_lab.metrics.lpips import load_lpips
@@ -149,15 +150,20 @@ def _rows(preds, gt: str | Path | None, lr: str | Path | None) -> tuple[dict, di
 
 
 def _score_rows(rows: dict, with_gt: bool, with_lr: bool, estimator: FlowEstimator, ewarp_on: str,
-                score) -> dict[str, dict[str, dict[str, float]]]:
+                score, cache: ScoreCache | None = None) -> dict[str, dict[str, dict[str, float]]]:
     """{row: {clip: scores}}, GT clip by GT clip: each is read, and its motion estimated, once for
-    all rows; a baseline row upscales the LR clip (read once) by the GT/LR size ratio."""
+    all rows; a baseline row upscales the LR clip (read once) by the GT/LR size ratio, or comes
+    from `cache` when it holds that row of these LR and GT clips."""
     by_gt: dict[Path, list] = {}  # GT clip (without GT: the output's own clip) -> its rows
     for row, pairs in rows.items():
         for clip, p, g in pairs:
             by_gt.setdefault(g or p, []).append((row, clip, p))
     scores: dict[str, dict] = {row: {} for row in rows}
     for key, members in by_gt.items():
+        if cache is not None and with_gt and with_lr:
+            members = _from_cache(cache, members, key, scores)
+            if not members:
+                continue
         row, clip, p = members[0]  # the clip an error in reading the GT clip or its motion names
         try:
             gt_clip = read_clip(key) if with_gt else None
@@ -171,9 +177,23 @@ def _score_rows(rows: dict, with_gt: bool, with_lr: bool, estimator: FlowEstimat
                     pred_clip = read_clip(p)
                 motion = gt_motion if ewarp_on == "gt" else estimator.ewarp_flow(pred_clip)
                 scores[row][clip] = score(pred_clip, gt_clip, motion)
+                if cache is not None and with_gt and with_lr and row in BASELINES:
+                    cache.put(cache.key(row, p, key), scores[row][clip])
         except ValueError as exc:  # e.g. frames too small for SSIM or the crop
             raise UserError(f"clip {clip} ({p} vs {key if with_gt else None}): {exc}") from None
     return scores
+
+
+def _from_cache(cache: ScoreCache, members: list, gt_clip: Path, scores: dict) -> list:
+    """Fill `scores` with the baseline rows of one GT clip that `cache` holds; the members left to score."""
+    left = []
+    for row, clip, p in members:
+        cached = cache.get(cache.key(row, p, gt_clip)) if row in BASELINES else None
+        if cached is None:
+            left.append((row, clip, p))
+        else:
+            scores[row][clip] = cached
+    return left
 
 
 def _sources(flow: str, ewarp_on: str, with_gt: bool, y_channel: bool, crop_border: int,
@@ -207,7 +227,7 @@ def evaluate_outputs(preds, gt: str | Path | None, lr: str | Path | None = None,
                      lpips_net: str = "alex", crop_border: int = 0, y_channel: bool = False,
                      metrics=DEFAULT_METRICS, weights_dir: str | None = None,
                      pretrained: dict[str, str] | None = None, cache_dir: str | None = None,
-                     ewarp_on: str = "gt", with_psnr_y: bool = False) -> dict:
+                     ewarp_on: str = "gt", with_psnr_y: bool = False, score_cache: str | Path | None = None) -> dict:
     """Scores of several outputs of the same clips: {"gt", "lr", "reference", "metrics" (each one's
     source), "outputs": {row: {"pred", "mean", "clips"}}}, a row per output in `preds` and, with
     `lr`, a `bicubic` and a `lanczos` row (see `BASELINES`).
@@ -216,7 +236,9 @@ def evaluate_outputs(preds, gt: str | Path | None, lr: str | Path | None = None,
     read and its motion estimated once for all rows. `metrics`: perceptual metric names
     (`metrics.perceptual` of a config); `weights_dir` and `pretrained` as `metrics.weights_dir` /
     `metrics.pretrained`. `gt=None`: no-reference scoring. `with_psnr_y`: a `psnr_y` (BT.601 Y)
-    column beside RGB `psnr`.
+    column beside RGB `psnr`. `score_cache`: a folder where the baseline rows' scores are kept
+    (`score_cache.ScoreCache`), for benches that score the same LR again and again; the result
+    then says how many came from it.
     """
     if ewarp_on not in EWARP_ON:
         raise UserError(f"--ewarp-on must be one of {', '.join(EWARP_ON)}; got {ewarp_on!r}")
@@ -235,7 +257,13 @@ def evaluate_outputs(preds, gt: str | Path | None, lr: str | Path | None = None,
         return score_clip(pred_clip, gt_clip, motion, lpips, crop_border, y_channel, perceptual,
                           with_tof_tecogan=True, with_psnr_y=with_psnr_y)
 
-    scores = _score_rows(rows, gt is not None, lr is not None, estimator, ewarp_on, score)
+    cache = None
+    if score_cache is not None:
+        cache = ScoreCache(score_cache, {
+            "flow": flow, "raft_weights": raft_weights, "raft_size": raft_size, "lpips_weights": lpips_weights,
+            "lpips_net": lpips_net, "crop_border": crop_border, "y_channel": y_channel, "metrics": names,
+            "weights_dir": weights_dir, "pretrained": pretrained, "ewarp_on": ewarp_on, "with_psnr_y": with_psnr_y})
+    scores = _score_rows(rows, gt is not None, lr is not None, estimator, ewarp_on, score, cache)
     niqe_model = "fitted on the sample clips' training photos" if builtin_niqe else pretrained.get("niqe_local")
     sources = _sources(flow, ewarp_on, gt is not None, y_channel, crop_border,
                        lpips_net if lpips is not None else None, perceptual, niqe_model)
@@ -243,8 +271,11 @@ def evaluate_outputs(preds, gt: str | Path | None, lr: str | Path | None = None,
         sources["psnr_y"] = f"Y (BT.601), crop {crop_border}"
     outputs = {row: {"pred": described[row], "mean": mean_over_clips(list(clips.values())), "clips": clips}
                for row, clips in scores.items()}
-    return {"gt": None if gt is None else str(gt), "lr": None if lr is None else str(lr), "reference": gt is not None,
-            "metrics": sources, "outputs": outputs}
+    result = {"gt": None if gt is None else str(gt), "lr": None if lr is None else str(lr), "reference": gt is not None,
+              "metrics": sources, "outputs": outputs}
+    if cache is not None:
+        result["score_cache"] = cache.record()
+    return result
 
 
 def evaluate_folders(pred: str | Path, gt: str | Path | None, **settings) -> dict:

@@ -68,6 +68,7 @@ class RealbenchRequest:
     device: str = "auto"
     precision: str = "auto"
     progress: bool = True
+    score_cache: str | None = None  # folder of the bicubic/Lanczos scores (evaluation.score_cache); None: none
 
 
 @contextmanager
@@ -160,10 +161,14 @@ def run_realbench(req: RealbenchRequest, say=print) -> dict:
         _upscale_all(upscaler, jobs, work, req.progress)
         watch.lap("upscale")
         result: dict = {"conditions": {}}
+        cached = {"dir": req.score_cache, "hits": 0, "misses": 0}
         for name, condition in conditions.items():
             say(f"scoring {name}")
             scores = evaluate_outputs([work / name / "model"], _gt_folder(work, name, condition),
-                                      work / name / "lr", with_psnr_y=True, metrics=DEFAULT_METRICS)
+                                      work / name / "lr", with_psnr_y=True, metrics=DEFAULT_METRICS,
+                                      score_cache=req.score_cache)
+            for count in ("hits", "misses"):
+                cached[count] += scores.get("score_cache", {}).get(count, 0)
             result["metrics"] = scores["metrics"]
             result["conditions"][name] = {"description": condition.description, **condition_summary(scores),
                                           "outputs": scores["outputs"]}
@@ -175,6 +180,10 @@ def run_realbench(req: RealbenchRequest, say=print) -> dict:
             cut.update(metrics=scores["metrics"], outputs=scores["outputs"])
         result["footage"] = footage
         result = _relative(result, str(work))
+        if req.score_cache:
+            say(f"bicubic and Lanczos: {cached['hits']} of {cached['hits'] + cached['misses']} clip scores "
+                f"from the score cache {req.score_cache}")
+        result["score_cache"] = cached
     watch.lap("score")
     result["upscale"] = {"device": str(device), "precision": precision, "flow": flow.name if flow else None,
                          "color_fix": settings.color_fix,
