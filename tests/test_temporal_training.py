@@ -13,7 +13,12 @@ import torchvision
 from vsr_lab.config import load_config
 from vsr_lab.data.synthetic import SyntheticClipDataset
 from vsr_lab.errors import UserError
-from vsr_lab.losses.temporal import frame_change_loss, temporal_consistency_loss, warmup_factor
+from vsr_lab.losses.temporal import (
+    frame_change_loss,
+    frame_difference_loss,
+    temporal_consistency_loss,
+    warmup_factor,
+)
 from vsr_lab.metrics.lpips import load_lpips
 from vsr_lab.metrics.temporal import flicker, tlp
 from vsr_lab.models.build import build_generator
@@ -59,6 +64,24 @@ def test_frame_change_loss_is_the_flicker_metric_and_asks_for_the_gts_change(cli
     assert frame_change_loss((slow - 1e-3 * slow.grad.sign()).detach(), gt).item() < loss.item()
 
 
+def test_frame_difference_loss_ignores_a_steady_error_and_sees_shimmer_the_change_term_cannot(clip):
+    gt = _batch(clip)["gt"].double()
+    assert frame_difference_loss(gt + 0.1, gt).item() == pytest.approx(0.0, abs=1e-12)  # error that stays put
+    # Shimmer: +-0.05 in a checkerboard whose phase flips each frame: per pixel, each frame's
+    # change is off by 0.1.
+    t = torch.arange(4).view(1, 4, 1, 1, 1)
+    y, x = torch.meshgrid(torch.arange(gt.shape[-2]), torch.arange(gt.shape[-1]), indexing="ij")
+    shimmer = gt + 0.05 * (-1.0) ** (t + x + y).double()
+    expected = sum(((shimmer[0, k] - shimmer[0, k - 1]) - (gt[0, k] - gt[0, k - 1])).abs().mean().item()
+                   for k in range(1, 4)) / 3
+    assert expected == pytest.approx(0.1, abs=1e-6)
+    assert frame_difference_loss(shimmer, gt).item() == pytest.approx(expected, rel=1e-9)
+    # A video whose motion is replaced by the same amount of change elsewhere: the amount matches
+    # (the change term is small), the places do not (this term is large).
+    moved = torch.cat([gt[:, :1], gt[:, :1] + (gt[:, 1:] - gt[:, :-1]).flip(-1).cumsum(1)], 1)
+    assert frame_difference_loss(moved, gt).item() > 5 * frame_change_loss(moved, gt).item()
+
+
 def test_the_frame_change_term_trains_under_the_temporal_switch(tiny_overrides, monkeypatch):
     from vsr_lab.data.datamodule import VSRDataModule
     from vsr_lab.training.module import VSRModule
@@ -82,6 +105,12 @@ def test_the_frame_change_term_trains_under_the_temporal_switch(tiny_overrides, 
     assert "frame_change" not in losses("loss.temporal.change_weight=2.0", "loss.temporal.enabled=false")[0]
     with pytest.raises(UserError, match="loss.temporal.change_weight"):
         load_config(None, ["loss.temporal.change_weight=-1"])
+    on, hr, gt = losses("loss.temporal.difference_weight=0.5")
+    assert "frame_change" not in on
+    assert float(on["frame_difference"]) == pytest.approx(0.5 * float(frame_difference_loss(hr, gt)), rel=1e-6)
+    assert "frame_difference" not in losses("loss.temporal.difference_weight=0.5", "loss.temporal.enabled=false")[0]
+    with pytest.raises(UserError, match="loss.temporal.difference_weight"):
+        load_config(None, ["loss.temporal.difference_weight=-1"])
 
 
 def test_warmup_factor_ramps_linearly():

@@ -292,7 +292,9 @@ class TemporalLossConfig:
     estimator: training may use the GT, so this is no oracle at test time); `relative_to_gt`: penalise only the part of the change that
     the GT frames do not have; `warmup_batches`: the weight ramps up linearly over these batches;
     `change_weight`: the weight of a second term, |the output's mean frame-to-frame change minus the
-    GT's| (the `flicker` metric as a loss; 0: off), under the same switch and warm-up.
+    GT's| (the `flicker` metric as a loss; 0: off), under the same switch and warm-up;
+    `difference_weight`: the weight of a third term, per-pixel L1 between the output's and the GT's
+    frame-to-frame differences (no flow; 0: off), under the same switch and warm-up.
     """
 
     enabled: bool = True
@@ -301,6 +303,7 @@ class TemporalLossConfig:
     relative_to_gt: bool = False
     warmup_batches: int = checked(0, NON_NEGATIVE)
     change_weight: float = checked(0.0, NON_NEGATIVE)
+    difference_weight: float = checked(0.0, NON_NEGATIVE)
 
 
 @dataclass

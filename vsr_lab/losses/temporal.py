@@ -43,6 +43,17 @@ def frame_change_loss(hr: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return (frame_changes(hr) - frame_changes(gt)).abs().mean()
 
 
+def frame_difference_loss(hr: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Mean |(hr_t - hr_{t-1}) - (gt_t - gt_{t-1})| over a clip batch (B, T, 3, H, W), per pixel.
+
+    The frame-change term above matches only the amount of change per frame, so it cannot tell
+    the shimmer an aliased LR carries from the motion the video has; this term asks for the ground
+    truth's change where it happens. It is zero for an error that stays put from frame to frame and
+    largest for one that flickers, and needs no flow (a warp would resample what it compares).
+    """
+    return ((hr[:, 1:] - hr[:, :-1]) - (gt[:, 1:] - gt[:, :-1])).abs().mean()
+
+
 def warmup_factor(batches_done: int, warmup_batches: int) -> float:
     """Linear ramp of the temporal weight: (batches_done + 1) / warmup_batches, capped at 1."""
     if warmup_batches <= 0:

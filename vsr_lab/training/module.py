@@ -29,7 +29,12 @@ from vsr_lab.losses.distillation import FeatureDistiller, output_distillation
 from vsr_lab.losses.adversarial import discriminator_loss, generator_adv_loss, r1_penalty
 from vsr_lab.losses.perceptual import build_perceptual_loss
 from vsr_lab.losses.reconstruction import reconstruction_loss
-from vsr_lab.losses.temporal import frame_change_loss, temporal_consistency_loss, warmup_factor
+from vsr_lab.losses.temporal import (
+    frame_change_loss,
+    frame_difference_loss,
+    temporal_consistency_loss,
+    warmup_factor,
+)
 from vsr_lab.metrics.lpips import load_lpips
 from vsr_lab.metrics.perceptual.metric import PerceptualMetric, build_metrics
 from vsr_lab.metrics.scoring import METRIC_KEYS, score_clip
@@ -156,9 +161,12 @@ class VSRModule(L.LightningModule):
         term = self.cfg.loss.temporal
         return bool(term.enabled and term.weight > 0)
 
-    def _frame_change_enabled(self) -> bool:
+    def _temporal_term_weight(self, key: str) -> float:
+        """The weight of one of loss.temporal's terms at this batch: 0 when off, else ramped."""
         term = self.cfg.loss.temporal
-        return bool(term.enabled and term.change_weight > 0)
+        if not term.enabled or term[key] <= 0:
+            return 0.0
+        return term[key] * warmup_factor(self.batches_done, term.warmup_batches)
 
     @property
     def optimizer_names(self) -> list[str]:
@@ -249,9 +257,11 @@ class VSRModule(L.LightningModule):
             flow, valid = source.temporal_flows(batch)
             weight = cfg.temporal.weight * warmup_factor(self.batches_done, cfg.temporal.warmup_batches)
             losses["temporal"] = weight * temporal_consistency_loss(hr, gt, flow, valid, cfg.temporal.relative_to_gt)
-        if self._frame_change_enabled() and hr.shape[1] > 1:
-            weight = cfg.temporal.change_weight * warmup_factor(self.batches_done, cfg.temporal.warmup_batches)
-            losses["frame_change"] = weight * frame_change_loss(hr, gt)
+        for key, name, term in (("change_weight", "frame_change", frame_change_loss),
+                                ("difference_weight", "frame_difference", frame_difference_loss)):
+            weight = self._temporal_term_weight(key) if hr.shape[1] > 1 else 0.0
+            if weight > 0:
+                losses[name] = weight * term(hr, gt)
         fakes = {"latent": latent.flatten(0, 1), "pixel": hr.flatten(0, 1)}
         for space, critic in self.critics.items():
             if self.batches_done >= self.cfg.discriminator[space].start_batch:
