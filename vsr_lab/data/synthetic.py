@@ -28,11 +28,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2.functional import gaussian_blur
 
-from vsr_lab.data.builtin_photos import SPLITS, TEST_PHOTOS, TRAIN_PHOTOS, VAL_PHOTOS
+from vsr_lab.data.builtin_photos import SPLITS
 from vsr_lab.data.degradations.bicubic import BicubicDegradation
 from vsr_lab.ops.flow import in_view_mask
 from vsr_lab.ops.resize import bicubic_downsample, bicubic_upsample
-from vsr_lab.errors import UserError
 from vsr_lab.media.images import read_image
 from vsr_lab.registry import BUILTIN_PHOTOS, DATA_SOURCES
 

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import lightning as L
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from omegaconf import DictConfig, OmegaConf

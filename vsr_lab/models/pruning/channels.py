@@ -33,7 +33,7 @@ from vsr_lab.console import plural
 from vsr_lab.errors import UserError
 from vsr_lab.models.backbone.tiny import ResStack
 from vsr_lab.models.pruning.base import PruningStage
-from vsr_lab.models.pruning.importance import Calibration, ChannelImportance, WeightNorm, build_importance, in_norms
+from vsr_lab.models.pruning.importance import Calibration, ChannelImportance, WeightNorm, build_importance
 from vsr_lab.registry import PRUNING_STAGES
 
 
