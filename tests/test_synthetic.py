@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from vsr_lab.data.builtin_photos import TRAIN_PHOTOS, VAL_PHOTOS
 from vsr_lab.data.degradations.bicubic import BicubicDegradation
 from vsr_lab.ops.resize import bicubic_downsample, bicubic_upsample
 from vsr_lab.data.synthetic import (
-    TRAIN_PHOTOS,
-    VAL_PHOTOS,
     SyntheticClipDataset,
     dihedral,
     load_photo,
