@@ -17,16 +17,15 @@ import json
 import os
 from pathlib import Path
 
-import vsr_lab
+PACKAGE = Path(__file__).resolve().parents[1]  # the vsr_lab package folder
 
 
 @functools.cache
 def code_fingerprint() -> str:
     """sha256 of every .py file of the installed vsr_lab package (path and bytes)."""
-    root = Path(vsr_lab.__file__).parent
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode())
+    for path in sorted(PACKAGE.rglob("*.py")):
+        digest.update(str(path.relative_to(PACKAGE)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
