@@ -159,8 +159,9 @@ def _score_rows(rows: dict, with_gt: bool, with_lr: bool, estimator: FlowEstimat
         for clip, p, g in pairs:
             by_gt.setdefault(g or p, []).append((row, clip, p))
     scores: dict[str, dict] = {row: {} for row in rows}
+    cache = cache if with_gt and with_lr else None  # only baseline rows against a GT are cached
     for key, members in by_gt.items():
-        if cache is not None and with_gt and with_lr:
+        if cache is not None:
             members = _from_cache(cache, members, key, scores)
             if not members:
                 continue
@@ -177,7 +178,7 @@ def _score_rows(rows: dict, with_gt: bool, with_lr: bool, estimator: FlowEstimat
                     pred_clip = read_clip(p)
                 motion = gt_motion if ewarp_on == "gt" else estimator.ewarp_flow(pred_clip)
                 scores[row][clip] = score(pred_clip, gt_clip, motion)
-                if cache is not None and with_gt and with_lr and row in BASELINES:
+                if cache is not None and row in BASELINES:
                     cache.put(cache.key(row, p, key), scores[row][clip])
         except ValueError as exc:  # e.g. frames too small for SSIM or the crop
             raise UserError(f"clip {clip} ({p} vs {key if with_gt else None}): {exc}") from None
