@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from vsr_lab import registry as reg
-from vsr_lab.config.constraints import (DEVICES, FINITE, FRACTION, NON_NEGATIVE, POSITIVE, SEED, at_least, between, checked, each)
+from vsr_lab.config.constraints import (DEVICES, FINITE, FRACTION, NON_NEGATIVE, POSITIVE, SEED, at_least,
+                                        between, checked, each)
 
 
 def one_of(default: str, *options: str):
