@@ -157,10 +157,6 @@ class VSRModule(L.LightningModule):
         term = self.cfg.loss[f"adversarial_{space}"]
         return bool(term.enabled and term.weight > 0)
 
-    def _temporal_enabled(self) -> bool:
-        term = self.cfg.loss.temporal
-        return bool(term.enabled and term.weight > 0)
-
     def _temporal_term_weight(self, key: str) -> float:
         """The weight of one of loss.temporal's terms at this batch: 0 when off, else ramped."""
         term = self.cfg.loss.temporal
@@ -251,15 +247,16 @@ class VSRModule(L.LightningModule):
         if cfg.reconstruction.enabled:
             losses["reconstruction"] = cfg.reconstruction.weight * reconstruction_loss(
                 hr, gt, cfg.reconstruction.type, cfg.reconstruction.eps)
-        if self._temporal_enabled() and hr.shape[1] > 1:
+        pairs = hr.shape[1] > 1  # the temporal terms need frame pairs
+        weight = self._temporal_term_weight("weight") if pairs else 0.0
+        if weight > 0:
             exact = cfg.temporal.flow == "gt" or (cfg.temporal.flow == "auto" and "flow_bw" in batch)
             source = GroundTruthFlow("loss.temporal.flow") if exact else self.flow_estimator
             flow, valid = source.temporal_flows(batch)
-            weight = cfg.temporal.weight * warmup_factor(self.batches_done, cfg.temporal.warmup_batches)
             losses["temporal"] = weight * temporal_consistency_loss(hr, gt, flow, valid, cfg.temporal.relative_to_gt)
         for key, name, term in (("change_weight", "frame_change", frame_change_loss),
                                 ("difference_weight", "frame_difference", frame_difference_loss)):
-            weight = self._temporal_term_weight(key) if hr.shape[1] > 1 else 0.0
+            weight = self._temporal_term_weight(key) if pairs else 0.0
             if weight > 0:
                 losses[name] = weight * term(hr, gt)
         fakes = {"latent": latent.flatten(0, 1), "pixel": hr.flatten(0, 1)}
