@@ -46,7 +46,8 @@ def add_parser(sub) -> None:
     p.add_argument("--score-cache", metavar="DIR", help="keep the bicubic and Lanczos scores here, keyed on the "
                                                         "LR and GT clips' bytes, the settings and vsr_lab's code, "
                                                         "so a bench of the next checkpoint scores only the model "
-                                                        "(default: vsr_lab/realbench_scores under $XDG_CACHE_HOME or ~/.cache)")
+                                                        "(default: vsr_lab/realbench_scores under $XDG_CACHE_HOME "
+                                                        "or ~/.cache)")
     p.add_argument("--no-score-cache", action="store_true", help="score bicubic and Lanczos afresh, keep nothing")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
